@@ -1,0 +1,69 @@
+"""PyTorch backend: the source model's components, on the CPU or a CUDA device."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipelines.backends.base import Arrays, BackendUnavailable
+
+if TYPE_CHECKING:
+    import torch
+
+    from pipelines.descriptor import Endpoint
+    from pipelines.workspace import ModelContext
+
+
+class TorchSession:
+    def __init__(self, module: torch.nn.Module, input_names: list[str], output_names: list[str], device: str):
+        import torch
+
+        self._torch = torch
+        self.module = module
+        self.input_names = input_names
+        self.output_names = output_names
+        self.device = torch.device(device)
+
+    def run(self, inputs: Arrays) -> Arrays:
+        torch = self._torch
+        args = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in self.input_names]
+        with torch.inference_mode():
+            out = self.module(*args)
+        if isinstance(out, torch.Tensor):
+            out = (out,)
+        if len(out) != len(self.output_names):
+            raise RuntimeError(f"model returned {len(out)} outputs, descriptor names {len(self.output_names)}")
+        # .cpu() waits for the device, so timings around run() are complete.
+        return {n: t.detach().cpu().numpy() for n, t in zip(self.output_names, out, strict=True)}
+
+    def close(self) -> None:
+        pass
+
+
+class PyTorchBackend:
+    name = "pytorch"
+
+    def check(self, endpoint: Endpoint) -> None:
+        import torch
+
+        if endpoint.device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendUnavailable("pytorch on cuda: no CUDA device visible to torch")
+        if endpoint.precision != "fp32":
+            raise BackendUnavailable(f"pytorch runs the fp32 source model only, not {endpoint.precision}")
+
+    def open(self, ctx: ModelContext, component: str, endpoint: Endpoint) -> TorchSession:
+        from pipelines.sources import load_components
+
+        self.check(endpoint)
+        modules = load_components(ctx, endpoint.device)
+        spec = next(c for c in ctx.descriptor.components if c.name == component)
+        return TorchSession(
+            modules[component],
+            [t.name for t in spec.inputs],
+            [t.name for t in spec.outputs],
+            endpoint.device,
+        )
+
+
+BACKEND = PyTorchBackend()

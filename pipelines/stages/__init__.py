@@ -1,0 +1,1 @@
+"""The stages of the per-model graph: export -> build -> verify -> evaluate."""

@@ -1,0 +1,36 @@
+"""Record what each component receives when the task runs the PyTorch model: export and int8
+calibration then use real inputs, shaped exactly as the pipeline makes them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pipelines.descriptor import Endpoint
+from pipelines.latency import Timer
+from pipelines.tasks.base import Model
+
+if TYPE_CHECKING:
+    from pipelines.backends.base import Arrays
+    from pipelines.tasks.base import Task
+
+
+class _Recording(Model):
+    def __init__(self, ctx: Any, endpoint: Endpoint):
+        super().__init__(ctx, endpoint)
+        self.seen: dict[str, list[Arrays]] = defaultdict(list)
+
+    def __call__(self, component: str, inputs: Arrays) -> Arrays:
+        self.seen[component].append({k: v.copy() for k, v in inputs.items()})
+        return super().__call__(component, inputs)
+
+
+def capture_inputs(task: Task, samples: Sequence[Any]) -> dict[str, list[Arrays]]:
+    model = _Recording(task.ctx, Endpoint(backend="pytorch", device="cpu"))
+    try:
+        for s in samples:
+            task.run(model, s, Timer())
+    finally:
+        model.close()
+    return dict(model.seen)

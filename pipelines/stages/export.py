@@ -1,0 +1,144 @@
+"""export: PyTorch -> ONNX, one file per component, checked against the descriptor and stamped."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipelines import __version__
+from pipelines.descriptor import Component, TensorSpec
+from pipelines.errors import ModelzooError
+from pipelines.fileio import atomic_dir, sha256_file, write_json
+from pipelines.stages.capture import capture_inputs
+from pipelines.stages.provenance import git_commit
+from pipelines.tasks import get_task
+
+if TYPE_CHECKING:
+    import onnx
+
+    from pipelines.workspace import ModelContext
+
+log = logging.getLogger(__name__)
+
+ONNX_DTYPES = {
+    "float32": 1,
+    "uint8": 2,
+    "int32": 6,
+    "int64": 7,
+    "bool": 9,
+    "float16": 10,
+}
+
+
+def stamp_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in meta.items():
+        prop = existing.get(key) or model.metadata_props.add()
+        prop.key, prop.value = key, value
+    model.producer_name = "modelzoo"
+    model.producer_version = __version__
+
+
+def _shape(vi: Any) -> list[int | str]:
+    return [d.dim_param if d.dim_param else d.dim_value for d in vi.type.tensor_type.shape.dim]
+
+
+def check_signature(model: onnx.ModelProto, comp: Component, where: str) -> None:
+    """The ONNX file's inputs/outputs must be exactly the descriptor's: names, dtypes, shapes."""
+
+    def compare(kind: str, actual: list[Any], expected: list[TensorSpec]) -> None:
+        got = [v.name for v in actual]
+        want = [t.name for t in expected]
+        if got != want:
+            raise ModelzooError(f"{where}: components.{comp.name}.{kind}: ONNX has {got}, descriptor {want}")
+        for vi, spec in zip(actual, expected, strict=True):
+            dtype = vi.type.tensor_type.elem_type
+            if dtype != ONNX_DTYPES[spec.dtype]:
+                raise ModelzooError(
+                    f"{where}: components.{comp.name}.{kind}.{spec.name}: dtype {dtype} in ONNX, "
+                    f"descriptor {spec.dtype}"
+                )
+            shape = _shape(vi)
+            if shape != list(spec.shape):
+                raise ModelzooError(
+                    f"{where}: components.{comp.name}.{kind}.{spec.name}: shape {shape} in ONNX, "
+                    f"descriptor {list(spec.shape)}"
+                )
+
+    compare("inputs", list(model.graph.input), comp.inputs)
+    compare("outputs", list(model.graph.output), comp.outputs)
+
+
+def export_component(module: Any, comp: Component, example: dict[str, np.ndarray], dest: Path) -> None:
+    import torch
+
+    args = tuple(torch.from_numpy(example[t.name]) for t in comp.inputs)
+    dynamic_axes = {t.name: t.dynamic_axes for t in [*comp.inputs, *comp.outputs] if t.dynamic_axes}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The TorchScript exporter: what OpenMMLab models (and AWML) export with; the dynamo
+        # exporter does not trace mmdet3d's data-dependent code paths.
+        torch.onnx.export(
+            module,
+            args,
+            str(dest),
+            input_names=[t.name for t in comp.inputs],
+            output_names=[t.name for t in comp.outputs],
+            dynamic_axes=dynamic_axes or None,
+            opset_version=comp.opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def simplify(path: Path) -> None:
+    import onnx
+    import onnxslim
+
+    slim = onnxslim.slim(onnx.load(str(path)))
+    onnx.save(slim, str(path))
+
+
+def run_export(ctx: ModelContext) -> dict[str, Any]:
+    import onnx
+
+    from pipelines.sources import load_components
+
+    desc = ctx.descriptor
+    where = f"models/{ctx.name}/model.yaml"
+    task = get_task(ctx)
+    samples = task.load_samples(ctx.dataset, desc.evaluation.split, 1)
+    if not samples:
+        raise ModelzooError(f"{ctx.dataset}: split '{desc.evaluation.split}' is empty")
+    examples = capture_inputs(task, samples)
+    modules = load_components(ctx, "cpu")
+    meta = {
+        "model_name": desc.name,
+        "model_version": desc.version,
+        "algorithm": desc.algorithm,
+        "checkpoint_sha256": sha256_file(ctx.checkpoint),
+        "git_commit": git_commit(ctx.root),
+        "producer": "modelzoo",
+    }
+    report: dict[str, Any] = {"model": desc.name, "metadata": meta, "components": {}}
+    with atomic_dir(ctx.onnx_dir) as out:
+        for comp in desc.components:
+            if comp.name not in examples:
+                raise ModelzooError(f"{where}: components.{comp.name}: the task never ran this component")
+            dest = out / f"{comp.name}.onnx"
+            log.info("export %s/%s (opset %d)", desc.name, comp.name, comp.opset)
+            export_component(modules[comp.name], comp, examples[comp.name][0], dest)
+            if desc.build.simplify:
+                simplify(dest)
+            model = onnx.load(str(dest))
+            onnx.checker.check_model(model, full_check=True)
+            check_signature(model, comp, where)
+            stamp_metadata(model, meta)
+            onnx.save(model, str(dest))
+            report["components"][comp.name] = {"file": dest.name, "sha256": sha256_file(dest)}
+        write_json(out / "export.json", report)
+    return report

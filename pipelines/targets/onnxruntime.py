@@ -1,0 +1,34 @@
+"""Target `onnxruntime`: an offline-optimized model in ORT format for the CPU execution provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.backends.onnxruntime import ORT_SUFFIX, session_options
+
+if TYPE_CHECKING:
+    from pipelines.workspace import ModelContext
+
+SUFFIX = ORT_SUFFIX
+# EXTENDED, not ALL: ALL adds layout rewrites tied to this CPU's instruction set, which would make
+# the artifact unportable between x86_64 machines.
+LEVEL = "ORT_ENABLE_EXTENDED"
+
+
+def build(src: Path, dest: Path, ctx: ModelContext, component: str) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    opts = session_options()
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVEL)
+    opts.optimized_model_filepath = str(dest)
+    opts.add_session_config_entry("session.save_model_format", "ORT")
+    ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
+    # Load what was written: a file that does not load is not an artifact.
+    check = ort.InferenceSession(str(dest), session_options(), providers=["CPUExecutionProvider"])
+    return {
+        "optimization_level": LEVEL,
+        "format": "ORT",
+        "inputs": [i.name for i in check.get_inputs()],
+        "outputs": [o.name for o in check.get_outputs()],
+    }

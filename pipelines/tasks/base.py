@@ -1,0 +1,104 @@
+"""The task interface and `Model`, which runs a model's components on one backend."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ValidationError
+
+from pipelines.backends import get_backend
+from pipelines.descriptor import format_validation_error
+from pipelines.errors import DescriptorError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+
+    from pipelines.backends.base import Arrays, Session
+    from pipelines.descriptor import Endpoint
+    from pipelines.latency import Timer
+    from pipelines.workspace import ModelContext
+
+
+class Model:
+    """A model's components opened on one endpoint; calls are timed under the component's name."""
+
+    def __init__(self, ctx: ModelContext, endpoint: Endpoint):
+        self.endpoint = endpoint
+        backend = get_backend(endpoint.backend)
+        self.sessions: dict[str, Session] = {}
+        try:
+            for comp in ctx.descriptor.components:
+                self.sessions[comp.name] = backend.open(ctx, comp.name, endpoint)
+        except BaseException:
+            self.close()
+            raise
+        self.timer: Timer | None = None
+        # Every component output of the last sample, keyed "<component>.<output>", for verify.
+        self.raw: dict[str, np.ndarray] = {}
+
+    def __call__(self, component: str, inputs: Arrays) -> Arrays:
+        session = self.sessions[component]
+        if self.timer is None:
+            outputs = session.run(inputs)
+        else:
+            with self.timer.part(component):
+                outputs = session.run(inputs)
+        self.raw.update({f"{component}.{k}": v for k, v in outputs.items()})
+        return outputs
+
+    def close(self) -> None:
+        for s in self.sessions.values():
+            s.close()
+        self.sessions.clear()
+
+
+@dataclass
+class Result:
+    prediction: Any
+    raw: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """Pre/post-processing and metrics of one task, identical for every backend."""
+
+    Options: ClassVar[type[BaseModel]]
+
+    def __init__(self, ctx: ModelContext):
+        self.ctx = ctx
+        try:
+            self.options = self.Options.model_validate(ctx.descriptor.task_options)
+        except ValidationError as err:
+            raise DescriptorError(format_validation_error(f"models/{ctx.name}/model.yaml: task_options", err)) from None
+
+    @abstractmethod
+    def load_samples(self, dataset: Path, split: str, limit: int) -> Sequence[Any]:
+        """The first `limit` samples of a split (all when limit < 0), in a fixed order."""
+
+    @abstractmethod
+    def infer(self, model: Model, sample: Any, timer: Timer) -> Any:
+        """preprocess -> model components -> postprocess; returns the prediction."""
+
+    @abstractmethod
+    def metrics(self, predictions: Sequence[Any], samples: Sequence[Any]) -> dict[str, Any]:
+        """Task metrics; scalars at the top level, for `dvc metrics`."""
+
+    def plots(self, predictions: Sequence[Any], samples: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
+        """Optional plot data: file stem -> records (for `dvc plots`)."""
+        return {}
+
+    def calibration_inputs(self, samples: Sequence[Any], component: str) -> list[Arrays]:
+        """Inputs of one component for int8 calibration, taken from a PyTorch run of `samples`."""
+        from pipelines.stages.capture import capture_inputs
+
+        return capture_inputs(self, samples)[component]
+
+    def run(self, model: Model, sample: Any, timer: Timer) -> Result:
+        model.raw = {}
+        model.timer = timer
+        prediction = self.infer(model, sample, timer)
+        return Result(prediction, dict(model.raw))

@@ -1,0 +1,101 @@
+"""Where things live: the repository root, params.yaml, and each model's artifact paths."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.descriptor import Descriptor, load_descriptor, model_dir
+from pipelines.errors import ModelzooError, UsageError
+
+ARTIFACTS = "artifacts"
+PARAMS_FILE = "params.yaml"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the nearest folder upwards holding params.yaml (or $MODELZOO_ROOT)."""
+    if env := os.environ.get("MODELZOO_ROOT"):
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for p in (here, *here.parents):
+        if (p / PARAMS_FILE).is_file():
+            return p
+    raise UsageError(f"{PARAMS_FILE}: not found in {here} or any parent: run modelzoo inside the repository")
+
+
+def load_params(root: Path) -> dict[str, Any]:
+    path = root / PARAMS_FILE
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ModelzooError(f"{PARAMS_FILE}: cannot read: {err}".splitlines()[0]) from None
+    if not isinstance(data.get("models"), dict):
+        raise ModelzooError(f"{PARAMS_FILE}: models: expected a mapping of model name -> settings")
+    return data
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """One model: its descriptor and every path the stages read or write."""
+
+    root: Path
+    descriptor: Descriptor
+
+    @property
+    def name(self) -> str:
+        return self.descriptor.name
+
+    @property
+    def dir(self) -> Path:
+        return model_dir(self.root, self.name)
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / ARTIFACTS / self.name
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / self.descriptor.source.checkpoint
+
+    @property
+    def dataset(self) -> Path:
+        return self.root / self.descriptor.evaluation.dataset
+
+    @property
+    def onnx_dir(self) -> Path:
+        return self.artifacts / "onnx"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.artifacts / "build"
+
+    def onnx_path(self, component: str, precision: str = "fp32") -> Path:
+        """The ONNX file of a component at a precision (fp32 is the export itself)."""
+        if precision == "fp32":
+            return self.onnx_dir / f"{component}.onnx"
+        return self.build_dir / "onnx" / precision / f"{component}.onnx"
+
+    def target_dir(self, target_key: str, precision: str, build_dir: Path | None = None) -> Path:
+        return (build_dir or self.build_dir) / target_key / precision
+
+    @property
+    def verify_report(self) -> Path:
+        return self.artifacts / "verify.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.artifacts / "metrics.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.artifacts / "plots"
+
+
+@functools.cache
+def model_context(root: Path, name: str) -> ModelContext:
+    return ModelContext(root=root, descriptor=load_descriptor(root, name))
