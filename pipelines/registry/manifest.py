@@ -1,0 +1,133 @@
+"""Release manifests: what a release (X.Y.Z or bleedingedge) contains, model by model.
+
+Registry layout (relative to the registry root):
+    models/{algorithm}/{model}/{artifact_version}/{target}/{file}   written once, never overwritten
+    releases/{X.Y.Z}/manifest.json                                  written once (conditional write)
+    releases/bleedingedge/manifest.json                             overwritten by each push to main
+    info/{version}/{set}/info_{train,val,test}.pkl
+    auto_label/{day}_{dataset}/...
+    dvc/                                                            the DVC remote (verify = true)
+
+`artifact_version` is `{model_version}-{fingerprint[:12]}`: a new fingerprint gets a new folder, so
+an artifact path always names the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipelines import DESCRIPTOR_INTERFACE_VERSION
+
+MANIFEST_SCHEMA = 1
+BLEEDING_EDGE = "bleedingedge"
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def safe_relpath(path: str) -> str:
+    """A registry- or destination-relative path that cannot escape its root."""
+    norm = posixpath.normpath(path)
+    if (
+        not path
+        or path.startswith(("/", "\\"))
+        or "\\" in path
+        or norm.startswith("..")
+        or norm != path
+        or re.match(r"^[A-Za-z]:", path)
+    ):
+        raise ValueError(f"unsafe path {path!r}: must be relative, normalized and stay inside its root")
+    return path
+
+
+class FileEntry(Strict):
+    # Registry path, relative to the registry root.
+    path: str
+    # Where a consumer puts it: <dest>/<model>/<name> (Autoware's layout).
+    name: str
+    # "onnx" (portable ONNX, per precision), a build environment key such as
+    # "onnxruntime-1.31-cpu-x86_64" / "tensorrt-10.13-sm86", "ros" (param files) or "provenance".
+    target: str
+    precision: Literal["fp32", "fp16", "int8"] | None = None
+    size: int = Field(ge=0)
+    sha256: str
+
+    @field_validator("path", "name")
+    @classmethod
+    def _safe(cls, v: str) -> str:
+        return safe_relpath(v)
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha(cls, v: str) -> str:
+        if not SHA256.match(v):
+            raise ValueError("not a sha256 hex digest")
+        return v
+
+
+class TensorSig(Strict):
+    name: str
+    dtype: str
+    shape: list[int | str]
+
+
+class ComponentSig(Strict):
+    inputs: list[TensorSig]
+    outputs: list[TensorSig]
+
+
+class ModelEntry(Strict):
+    name: str
+    algorithm: str
+    task: str
+    model_version: str
+    artifact_version: str
+    # sha256 over the ONNX graphs + weights without volatile metadata, plus the build options.
+    fingerprint: str
+    build_options: dict[str, Any]
+    io_signature: dict[str, ComponentSig]
+    ros_param_keys: dict[str, list[str]] = {}
+    # Build environment per target key, e.g. {"tensorrt-10.13-sm86": {"tensorrt": "10.13.0", ...}}.
+    environments: dict[str, dict[str, str]] = {}
+    files: list[FileEntry]
+    # Headline metric per evaluated endpoint, and mean end-to-end latency (ms) per endpoint.
+    headline: str = ""
+    metrics: dict[str, float] = {}
+    latency_ms: dict[str, float] = {}
+
+    @property
+    def targets(self) -> list[str]:
+        return sorted({f.target for f in self.files})
+
+
+class Manifest(Strict):
+    schema_version: int = MANIFEST_SCHEMA
+    # Version of the descriptor/manifest interface consumers code against (ModelZoo rule X).
+    interface_version: str = DESCRIPTOR_INTERFACE_VERSION
+    version: str
+    # A Z>0 release publishes no artifacts: it points at X.Y.0 (ModelZoo rule Z).
+    alias_of: str | None = None
+    git_commit: str = "unknown"
+    models: dict[str, ModelEntry] = {}
+
+    def content_key(self) -> str:
+        """Canonical JSON: two manifests with the same key publish the same release."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def manifest_path(version: str) -> str:
+    return f"releases/{version}/manifest.json"
+
+
+def artifact_prefix(algorithm: str, model: str, artifact_version: str, target: str) -> str:
+    return f"models/{algorithm}/{model}/{artifact_version}/{target}"
