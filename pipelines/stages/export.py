@@ -12,7 +12,7 @@ import numpy as np
 from pipelines import __version__
 from pipelines.descriptor import Component, TensorSpec
 from pipelines.errors import ModelzooError
-from pipelines.fileio import atomic_dir, sha256_file, write_json
+from pipelines.fileio import atomic_dir, sha256_file, write_json, write_text
 from pipelines.stages.capture import capture_inputs
 from pipelines.stages.provenance import git_commit
 from pipelines.tasks import get_task
@@ -103,6 +103,15 @@ def simplify(path: Path) -> None:
     onnx.save(slim, str(path))
 
 
+def write_ros_params(dest: Path, params: dict[str, Any], meta: dict[str, str]) -> None:
+    """A ROS 2 parameter file (`/**: ros__parameters: ...`), stamped with model and modelzoo versions."""
+    import yaml
+
+    body = {**params, "model_version": meta["model_version"], "modelzoo_version": __version__}
+    text = yaml.safe_dump({"/**": {"ros__parameters": body}}, sort_keys=True, default_flow_style=None)
+    write_text(dest, text)
+
+
 def run_export(ctx: ModelContext) -> dict[str, Any]:
     import onnx
 
@@ -140,5 +149,8 @@ def run_export(ctx: ModelContext) -> dict[str, Any]:
             stamp_metadata(model, meta)
             onnx.save(model, str(dest))
             report["components"][comp.name] = {"file": dest.name, "sha256": sha256_file(dest)}
+        for stem, params in task.ros_params().items():
+            write_ros_params(out / f"{stem}.param.yaml", params, meta)
+            report.setdefault("ros_params", []).append(f"{stem}.param.yaml")
         write_json(out / "export.json", report)
     return report

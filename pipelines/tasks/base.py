@@ -91,6 +91,11 @@ class Task(ABC):
         """Optional plot data: file stem -> records (for `dvc plots`)."""
         return {}
 
+    def ros_params(self) -> dict[str, dict[str, Any]]:
+        """Autoware ROS parameter files: file stem -> content, written as `<stem>.param.yaml` beside
+        the ONNX files at export. Derived from the model's own config, so they cannot disagree with it."""
+        return {}
+
     def calibration_inputs(self, samples: Sequence[Any], component: str) -> list[Arrays]:
         """Inputs of one component for int8 calibration, taken from a PyTorch run of `samples`."""
         from pipelines.stages.capture import capture_inputs
