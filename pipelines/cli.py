@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from pipelines.ci.cli import app as ci_app
 from pipelines.errors import ModelzooError
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 reference_app = typer.Typer(help="Data and checkpoint stages of the bundled reference models.", no_args_is_help=True)
 app.add_typer(reference_app, name="reference")
+app.add_typer(ci_app, name="ci")
 
 log = logging.getLogger("modelzoo")
 
