@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from pipelines.ci.cli import app as ci_app
+from pipelines.consumer.cli import fetch_cmd, pin_cmd
 from pipelines.errors import ModelzooError
 
 app = typer.Typer(
@@ -154,6 +155,10 @@ def repro(
     from pipelines.repro import run_repro
 
     sys.exit(run_repro(_root(), models or None, dry=dry))
+
+
+app.command("pin")(pin_cmd)
+app.command("fetch")(fetch_cmd)
 
 
 def _configure_logging() -> None:

@@ -1,0 +1,129 @@
+"""The pin file (`modelzoo.yaml` in a consumer's repository): which release, which models, which target.
+
+registry: s3://models-bucket/modelzoo   # or https://..., file://..., a path (relative: to this file)
+endpoint_url: null                      # an S3-compatible endpoint (MinIO, ...); optional
+version: 1.2.0                          # X.Y.Z, or bleedingedge (for testing)
+target: tensorrt-sm86                   # see pipelines.consumer.targets
+precisions: [fp16]                      # optional: only these precisions (default: all)
+interface: ">=1.0.0,<2.0.0"             # accepted descriptor interface versions
+models: [centerpoint, yolox]
+dest: autoware_data                     # where fetch writes <dest>/<model>/<file> (relative: to this file)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import semver
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from pipelines.consumer.compat import InterfaceRange
+from pipelines.errors import UsageError
+from pipelines.fileio import write_text
+from pipelines.registry.manifest import BLEEDING_EDGE
+
+PIN_FILE = "modelzoo.yaml"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+TARGET = re.compile(r"^[a-z0-9][a-z0-9._]*(-[a-z0-9._]+)*$")
+HEADER = "# Which modelzoo release this repository uses: `modelzoo fetch` downloads exactly these files.\n"
+
+
+def check_version(v: str) -> str:
+    if v != BLEEDING_EDGE:
+        try:
+            semver.Version.parse(v)
+        except (ValueError, TypeError):
+            raise ValueError(f"{v!r}: expected X.Y.Z or {BLEEDING_EDGE}") from None
+    return v
+
+
+class Pin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    registry: str
+    endpoint_url: str | None = None
+    version: str
+    target: str = "onnx"
+    precisions: list[Literal["fp32", "fp16", "int8"]] | None = None
+    interface: str = ">=1.0.0,<2.0.0"
+    models: list[str]
+    dest: str = "autoware_data"
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return check_version(v)
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        if not TARGET.match(v):
+            raise ValueError(f"{v!r}: expected dash-separated lowercase words, e.g. onnx, tensorrt-sm86")
+        return v
+
+    @field_validator("interface")
+    @classmethod
+    def _interface(cls, v: str) -> str:
+        InterfaceRange.parse(v)
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("name at least one model")
+        for name in v:
+            if not MODEL_NAME.match(name) or name in (".", ".."):
+                raise ValueError(f"{name!r} is not a model name")
+        if len(set(v)) != len(v):
+            raise ValueError("a model is named twice")
+        return v
+
+    def registry_url(self, base: Path) -> str:
+        """The registry URL, a relative local path taken relative to the pin file's folder."""
+        if urlsplit(self.registry).scheme.lower() in ("s3", "http", "https", "file"):
+            return self.registry
+        return str((base / self.registry).resolve())
+
+    def dest_dir(self, base: Path) -> Path:
+        return (base / self.dest).resolve()
+
+
+def _first_error(err: ValidationError) -> str:
+    e = err.errors()[0]
+    where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    return f"{where}: {e['msg']}"
+
+
+def load_pin(path: Path) -> Pin:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: not found (write one with `modelzoo pin`)") from None
+    except (OSError, yaml.YAMLError) as err:
+        raise UsageError(f"{path}: cannot read: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping (registry, version, target, interface, models)")
+    try:
+        return Pin.model_validate(data)
+    except ValidationError as err:
+        raise UsageError(f"{path}: {_first_error(err)}") from None
+
+
+def save_pin(path: Path, pin: Pin) -> None:
+    data = pin.model_dump(mode="json", exclude_none=True)
+    write_text(Path(path), HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+
+
+def updated_pin(current: Pin | None, **changes: object) -> Pin:
+    """`current` with the given (non-None) fields replaced, validated; a new pin if there is none."""
+    data = current.model_dump() if current else {}
+    data.update({k: v for k, v in changes.items() if v is not None})
+    try:
+        return Pin.model_validate(data)
+    except ValidationError as err:
+        raise UsageError(f"pin: {_first_error(err)}") from None

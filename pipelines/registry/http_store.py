@@ -1,0 +1,113 @@
+"""A read-only registry over plain HTTP(S): GET <base>/<key>, what `curl` or Ansible's `get_url` would do.
+
+Serves a registry published to a public S3 bucket or CDN (`https://bucket.s3.amazonaws.com/prefix`),
+or any web server exporting a registry directory. Listing and writing need the S3 or local back end.
+"""
+
+from __future__ import annotations
+
+import http.client
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, NoReturn
+from urllib.parse import quote, urlsplit
+
+from pipelines.registry.manifest import safe_relpath
+from pipelines.registry.store import ObjectInfo, RegistryError, _redact
+
+TIMEOUT_S = 30.0
+
+
+class HttpStore:
+    """Objects under an http(s):// base URL; read-only."""
+
+    def __init__(self, url: str, timeout: float = TIMEOUT_S) -> None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise RegistryError(f"{_redact(url)}: expected http(s)://host[/prefix]")
+        self.base = url.rstrip("/")
+        self.url = _redact(self.base)
+        self.timeout = timeout
+
+    def _url(self, key: str) -> str:
+        try:
+            safe_relpath(key)
+        except ValueError as err:
+            raise RegistryError(f"registry key {key!r}: {err}") from None
+        return f"{self.base}/{quote(key)}"
+
+    def _request(self, key: str, method: str) -> http.client.HTTPResponse:
+        try:
+            return urllib.request.urlopen(  # type: ignore[no-any-return]
+                urllib.request.Request(self._url(key), method=method), timeout=self.timeout
+            )
+        except urllib.error.HTTPError as err:
+            err.close()
+            if err.code in (403, 404):
+                # A public bucket answers 403 for a key that does not exist.
+                raise RegistryError(f"{self.url}/{key}: not found (HTTP {err.code})") from None
+            raise RegistryError(f"{self.url}/{key}: HTTP {err.code} {err.reason}") from None
+        except urllib.error.URLError as err:
+            raise RegistryError(f"{self.url}/{key}: cannot connect: {err.reason}") from None
+        except (OSError, http.client.HTTPException) as err:
+            raise RegistryError(f"{self.url}/{key}: {type(err).__name__}: {err}") from None
+
+    def open_read(self, key: str) -> BinaryIO:
+        return _Body(self._request(key, "GET"), f"{self.url}/{key}")  # type: ignore[return-value]
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        # A GET closed after its headers, not a HEAD: what a public-read bucket policy (s3:GetObject) allows.
+        try:
+            resp = self._request(key, "GET")
+        except RegistryError as err:
+            if "not found" in str(err):
+                return None
+            raise
+        with resp:
+            length = resp.headers.get("Content-Length")
+        if length is None:
+            raise RegistryError(f"{self.url}/{key}: no Content-Length in the response")
+        return ObjectInfo(key, int(length))
+
+    def exists(self, key: str) -> bool:
+        return self.stat(key) is not None
+
+    def _read_only(self, what: str) -> NoReturn:
+        raise RegistryError(f"{self.url}: an HTTP registry is read-only (cannot {what}; use its s3:// URL)")
+
+    def put_file(self, key: str, path: Path, *, if_absent: bool = False) -> bool:
+        self._read_only(f"write {key}")
+
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        self._read_only(f"write {key}")
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        self._read_only(f"list {prefix or '/'}")
+
+    def delete(self, key: str) -> None:
+        self._read_only(f"delete {key}")
+
+
+class _Body:
+    """A streaming response body whose network errors become RegistryError."""
+
+    def __init__(self, resp: http.client.HTTPResponse, where: str) -> None:
+        self._resp, self._where = resp, where
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._resp.read(size if size is not None and size >= 0 else None)
+        except (OSError, http.client.HTTPException) as err:
+            # IncompleteRead included: the server sent fewer bytes than its Content-Length.
+            raise RegistryError(f"{self._where}: download interrupted: {type(err).__name__}") from None
+
+    def close(self) -> None:
+        self._resp.close()
+
+    def __enter__(self) -> _Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
