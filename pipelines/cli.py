@@ -28,6 +28,10 @@ app = typer.Typer(
 )
 reference_app = typer.Typer(help="Data and checkpoint stages of the bundled reference models.", no_args_is_help=True)
 app.add_typer(reference_app, name="reference")
+
+from pipelines.registry.cli import register as _register_registry  # noqa: E402
+
+_register_registry(app)  # publish, index, release check|diff, registry ...
 app.add_typer(ci_app, name="ci")
 
 log = logging.getLogger("modelzoo")

@@ -96,6 +96,8 @@ class ModelEntry(Strict):
     ros_param_keys: dict[str, list[str]] = {}
     # Build environment per target key, e.g. {"tensorrt-10.13-sm86": {"tensorrt": "10.13.0", ...}}.
     environments: dict[str, dict[str, str]] = {}
+    # Build targets that could not build where this was published: target -> reason.
+    skipped_targets: dict[str, str] = {}
     files: list[FileEntry]
     # Headline metric per evaluated endpoint, and mean end-to-end latency (ms) per endpoint.
     headline: str = ""
@@ -105,6 +107,10 @@ class ModelEntry(Strict):
     @property
     def targets(self) -> list[str]:
         return sorted({f.target for f in self.files})
+
+    def identity(self) -> dict[str, Any]:
+        """What a consumer gets: everything but the measurements (metrics, latency), which vary run to run."""
+        return self.model_dump(mode="json", exclude={"headline", "metrics", "latency_ms"})
 
 
 class Manifest(Strict):
@@ -124,9 +130,35 @@ class Manifest(Strict):
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
 
+    def identity_key(self) -> str:
+        """Canonical JSON of what the release serves (not metrics, latency or the commit it was built at)."""
+        data = {
+            "interface_version": self.interface_version,
+            "alias_of": self.alias_of,
+            "models": {name: m.identity() for name, m in self.models.items()},
+        }
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def parse_manifest(text: str | bytes, where: str) -> Manifest:
+    """A manifest from JSON, or a one-line ValueError naming `where` and the first bad field."""
+    from pydantic import ValidationError
+
+    try:
+        return Manifest.model_validate_json(text)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ValueError(f"{where}: {loc}: {first['msg']}") from None
+
 
 def manifest_path(version: str) -> str:
     return f"releases/{version}/manifest.json"
+
+
+def artifact_record_path(algorithm: str, model: str, artifact_version: str) -> str:
+    """Written once, after every file of an artifact version is uploaded: its files with sha256 and size."""
+    return f"models/{algorithm}/{model}/{artifact_version}/artifact.json"
 
 
 def artifact_prefix(algorithm: str, model: str, artifact_version: str, target: str) -> str:

@@ -1,0 +1,277 @@
+"""The registry commands: publish, release check|diff, registry init|gc|audit|put-info|put-auto-label|ls, index."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.errors import ModelzooError, UsageError
+
+REGISTRY_ENV = "MODELZOO_REGISTRY"
+DEFAULT_REGISTRY = "registry"  # the embedded local registry at the repository root
+
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help=f"s3://bucket/prefix or a local folder (default: ${REGISTRY_ENV}, else {DEFAULT_REGISTRY}/ in the repo).",
+    ),
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option("--endpoint-url", help="S3-compatible server (default: $MODELZOO_S3_ENDPOINT_URL)."),
+]
+
+release_app = typer.Typer(help="The versioning rules: what a tag must bump, and release notes.", no_args_is_help=True)
+registry_app = typer.Typer(help="Registry upkeep and dataset info files.", no_args_is_help=True)
+
+
+def _root() -> Path:
+    from pipelines.workspace import find_root
+
+    return find_root()
+
+
+def registry_url(given: str | None) -> str:
+    url = given or os.environ.get(REGISTRY_ENV)
+    if url:
+        return url
+    return str(_root() / DEFAULT_REGISTRY)
+
+
+def _store(given: str | None, endpoint: str | None):  # type: ignore[no-untyped-def]
+    from pipelines.registry.store import open_store
+
+    return open_store(registry_url(given), endpoint)
+
+
+def publish(
+    channel: Annotated[str | None, typer.Option(help="'bleedingedge': overwrite the bleeding-edge release.")] = None,
+    version: Annotated[str | None, typer.Option(help="X.Y.Z or vX.Y.Z: an immutable release.")] = None,
+    models: Annotated[list[str] | None, typer.Option("--model", help="Publish only these models (repeatable).")] = None,
+    dvc_push: Annotated[
+        bool, typer.Option("--dvc-push/--no-dvc-push", help="Push the DVC cache to <registry>/dvc.")
+    ] = True,
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Upload the artifacts the registry lacks, `dvc push`, then write the release manifest (last)."""
+    from pipelines.registry.manifest import BLEEDING_EDGE
+    from pipelines.registry.publish import publish as run_publish
+
+    if (channel is None) == (version is None):
+        raise UsageError("publish: give exactly one of --channel bleedingedge or --version X.Y.Z")
+    if channel is not None and channel != BLEEDING_EDGE:
+        raise UsageError(f"publish --channel '{channel}': the only channel is '{BLEEDING_EDGE}'")
+    url = registry_url(registry)
+    store = _store(url, endpoint_url)
+    result = run_publish(
+        _root(),
+        store,
+        version or BLEEDING_EDGE,
+        registry_url=url,
+        endpoint_url=endpoint_url or os.environ.get("MODELZOO_S3_ENDPOINT_URL"),
+        push_dvc=dvc_push,
+        only=models,
+    )
+    if result.alias_of:
+        what = f"alias of {result.alias_of} (no artifacts uploaded)"
+    else:
+        what = (
+            f"{len(result.models)} model(s), uploaded {result.uploaded_files} file(s) "
+            f"({result.uploaded_bytes} bytes), reused {result.reused_files}"
+        )
+    state = "published" if result.written else "already published (identical): nothing to do"
+    typer.echo(f"release {result.version}: {state}: {what}")
+
+
+@release_app.command("check")
+def release_check(
+    tag: Annotated[str, typer.Argument(help="The tag to check: vX.Y.Z.")],
+    against: Annotated[
+        str | None, typer.Option(help="Compare with this release (default: the one before TAG).")
+    ] = None,
+    models: Annotated[list[str] | None, typer.Option("--model", help="Only these models.")] = None,
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """The bump the current build needs against the previous release, model by model; fails when TAG bumps less."""
+    from pipelines.registry.entry import local_models
+    from pipelines.registry.releases import check_version, previous_release, require_manifest
+    from pipelines.registry.versioning import LEVELS, compare, required_bump, tag_bump
+
+    version = check_version(tag)
+    store = _store(registry, endpoint_url)
+    prev = check_version(against) if against else previous_release(store, version)
+    if prev is None:
+        typer.echo(f"{tag}: no earlier release in {store.url}: any version may be the first")
+        return
+    previous = require_manifest(store, prev)
+    changes = compare(previous, {n: m.entry for n, m in local_models(_root(), models).items()})
+    needed = required_bump(changes)
+    for c in changes:
+        typer.echo(f"  {c.level}  {c.model}: {c.reason}")
+    got = tag_bump(prev, version)
+    typer.echo(f"{tag}: bumps {got} from {prev}; the changes need {needed}")
+    if LEVELS.index(got) < LEVELS.index(needed):
+        raise ModelzooError(f"{tag}: a {needed} bump from {prev} is needed, the tag bumps only {got}", exit_code=5)
+
+
+@release_app.command("diff")
+def release_diff(
+    a: Annotated[str, typer.Argument(help="Older release (X.Y.Z or bleedingedge).")],
+    b: Annotated[str, typer.Argument(help="Newer release (X.Y.Z or bleedingedge).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the Markdown here.")] = None,
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Release notes in Markdown: per model, changed files, fingerprints, metric and latency deltas."""
+    from pipelines.fileio import write_text
+    from pipelines.registry.manifest import BLEEDING_EDGE
+    from pipelines.registry.releases import check_version, require_manifest
+    from pipelines.registry.versioning import diff_markdown
+
+    store = _store(registry, endpoint_url)
+    ma, mb = (require_manifest(store, v if v == BLEEDING_EDGE else check_version(v)) for v in (a, b))
+    text = diff_markdown(ma, mb)
+    if output:
+        write_text(output, text)
+        typer.echo(f"release notes: {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+def index(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: MODELS.md at the repo root.")] = None,
+    template: Annotated[Path | None, typer.Option(help="Default: MODELS.md.j2 at the repo root.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Prefix of download links (e.g. https://bucket.s3...).")] = None,
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Render MODELS.md from the registry's manifests (deterministic: rendering twice changes nothing)."""
+    from pipelines.fileio import write_text
+    from pipelines.registry.index import TEMPLATE, render_index
+
+    root = _root()
+    dest = output or root / "MODELS.md"
+    text = render_index(_store(registry, endpoint_url), template or root / TEMPLATE, base_url)
+    if dest.is_file() and dest.read_text() == text:
+        typer.echo(f"{dest.name}: unchanged")
+        return
+    write_text(dest, text)
+    typer.echo(f"{dest.name}: written")
+
+
+@registry_app.command("init")
+def registry_init(registry: RegistryOpt = None, endpoint_url: EndpointOpt = None) -> None:
+    """Create a local registry, or apply the S3 lifecycle rule that aborts incomplete multipart uploads."""
+    from pipelines.registry.housekeeping import init_registry
+
+    typer.echo(init_registry(_store(registry, endpoint_url)))
+
+
+@registry_app.command("gc")
+def registry_gc(
+    keep: Annotated[list[str], typer.Option("--keep", help="A release to keep (repeatable); bleeding edge is kept.")],
+    delete: Annotated[bool, typer.Option("--delete", help="Delete (default: dry run, list only).")] = False,
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Delete artifacts no kept release (nor the bleeding edge) names. Dry run unless --delete."""
+    from pipelines.registry.housekeeping import plan_gc, run_gc
+
+    store = _store(registry, endpoint_url)
+    plan = plan_gc(store, keep)
+    for obj in plan.delete:
+        typer.echo(f"  {'delete' if delete else 'would delete'} {obj.key} ({obj.size} bytes)")
+    for version in plan.dropped_releases:
+        typer.echo(f"  {'drop' if delete else 'would drop'} release {version} (its files go)")
+    if delete:
+        run_gc(store, plan)
+    verb = "deleted" if delete else "dry run: would delete"
+    typer.echo(
+        f"gc: kept {', '.join(plan.kept)}; {verb} {len(plan.delete)} object(s), {plan.bytes} bytes, "
+        f"{len(plan.dropped_releases)} release(s)"
+    )
+
+
+@registry_app.command("audit")
+def registry_audit(registry: RegistryOpt = None, endpoint_url: EndpointOpt = None) -> None:
+    """Re-hash every object a manifest names; exit 6 naming each missing or corrupted one."""
+    from pipelines.registry.housekeeping import audit
+
+    store = _store(registry, endpoint_url)
+    checked, problems = audit(store)
+    for p in problems:
+        typer.echo(f"  {p.key}: {p.problem} (in {', '.join(p.releases)})")
+    if problems:
+        raise ModelzooError(f"audit of {store.url}: {len(problems)} of {checked} object(s) missing or corrupted", 6)
+    typer.echo(f"audit of {store.url}: {checked} object(s) intact")
+
+
+@registry_app.command("put-info")
+def registry_put_info(
+    version: Annotated[str, typer.Argument(help="Version of the info files (vX.Y.Z).")],
+    info_set: Annotated[str, typer.Argument(metavar="SET", help="pretrain, base, product, or a project set.")],
+    files: Annotated[list[Path], typer.Argument(help="info_train.pkl, info_val.pkl, info_test.pkl")],
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Upload dataset info files to info/{version}/{set}/ (written once)."""
+    from pipelines.registry.housekeeping import put_info
+
+    for key, state in put_info(_store(registry, endpoint_url), version, info_set, files):
+        typer.echo(f"  {state}: {key}")
+
+
+@registry_app.command("put-auto-label")
+def registry_put_auto_label(
+    day: Annotated[str, typer.Argument(help="YYYYMMDD.")],
+    dataset: Annotated[str, typer.Argument(help="Dataset name, e.g. xx1.")],
+    files: Annotated[list[Path], typer.Argument(help="Pseudo-label info files, logs.")],
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Upload auto-labelling files to auto_label/{day}_{dataset}/ (written once)."""
+    from pipelines.registry.housekeeping import put_auto_label
+
+    for key, state in put_auto_label(_store(registry, endpoint_url), day, dataset, files):
+        typer.echo(f"  {state}: {key}")
+
+
+@registry_app.command("ls")
+def registry_ls(
+    prefix: Annotated[str, typer.Argument(help="models/, releases/, info/, auto_label/, or a deeper prefix.")] = "",
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """List objects under a prefix (key and size); with no prefix, the releases."""
+    from pipelines.registry.releases import read_manifest, release_versions
+
+    store = _store(registry, endpoint_url)
+    if not prefix:
+        from pipelines.registry.manifest import BLEEDING_EDGE
+
+        for v in [*release_versions(store), BLEEDING_EDGE]:
+            m = read_manifest(store, v)
+            if m is not None:
+                alias = f" -> {m.alias_of}" if m.alias_of else ""
+                typer.echo(f"{v}{alias}  {len(m.models)} model(s)  {m.git_commit[:12]}")
+        return
+    count = 0
+    for obj in store.list(prefix):
+        typer.echo(f"{obj.size:>12}  {obj.key}")
+        count += 1
+    if not count:
+        typer.echo(f"(nothing under {store.url}/{prefix})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the registry commands to the `modelzoo` app."""
+    app.command("publish")(publish)
+    app.command("index")(index)
+    app.add_typer(release_app, name="release")
+    app.add_typer(registry_app, name="registry")

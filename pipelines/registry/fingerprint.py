@@ -1,0 +1,120 @@
+"""Behavioural fingerprint of a model: its ONNX graphs + weights without volatile metadata, plus build options.
+
+Re-exporting the same weights at another commit changes the ONNX bytes (git_commit, producer version and
+doc strings are stamped in) but not the behaviour, so the file hash cannot serve. `onnx.load` would hold a
+whole file (hundreds of MB of weights) in memory, so the protobuf wire format is walked instead, streaming
+the large fields (initializers) through the hash and dropping the volatile ones:
+    ModelProto: producer_name (2), producer_version (3), doc_string (6), metadata_props (14)
+    GraphProto: doc_string (10), metadata_props (16)
+    NodeProto:  doc_string (6)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pipelines.errors import ModelzooError
+from pipelines.fileio import CHUNK
+
+_NODE = {"skip": {6}, "descend": {}}
+_GRAPH = {"skip": {10, 16}, "descend": {1: _NODE}}
+_MODEL = {"skip": {2, 3, 6, 14}, "descend": {7: _GRAPH}}
+
+
+class _Reader:
+    def __init__(self, f: BinaryIO, where: str) -> None:
+        self.f, self.where = f, where
+
+    def exact(self, n: int) -> bytes:
+        data = self.f.read(n)
+        if len(data) != n:
+            raise ModelzooError(f"{self.where}: truncated ONNX file")
+        return data
+
+    def varint(self) -> tuple[int, bytes] | None:
+        raw = b""
+        value = shift = 0
+        while True:
+            b = self.f.read(1)
+            if not b:
+                if raw:
+                    raise ModelzooError(f"{self.where}: truncated ONNX file")
+                return None
+            raw += b
+            value |= (b[0] & 0x7F) << shift
+            if not b[0] & 0x80:
+                return value, raw
+            shift += 7
+            if shift > 63:
+                raise ModelzooError(f"{self.where}: not an ONNX file (bad varint)")
+
+    def stream(self, n: int, digest: Any | None) -> None:
+        while n > 0:
+            chunk = self.exact(min(n, CHUNK))
+            if digest is not None:
+                digest.update(chunk)
+            n -= len(chunk)
+
+
+def _walk(r: _Reader, end: int | None, spec: dict[str, Any], digest: Any) -> None:
+    """Hash the fields of one message (until byte `end`, or EOF for the top level)."""
+    while end is None or r.f.tell() < end:
+        tag = r.varint()
+        if tag is None:
+            if end is not None:
+                raise ModelzooError(f"{r.where}: truncated ONNX file")
+            return
+        field, wire = tag[0] >> 3, tag[0] & 7
+        keep = field not in spec["skip"]
+        if wire == 0:
+            v = r.varint()
+            if v is None:
+                raise ModelzooError(f"{r.where}: truncated ONNX file")
+            if keep:
+                digest.update(tag[1] + v[1])
+        elif wire in (1, 5):
+            data = r.exact(8 if wire == 1 else 4)
+            if keep:
+                digest.update(tag[1] + data)
+        elif wire == 2:
+            ln = r.varint()
+            if ln is None:
+                raise ModelzooError(f"{r.where}: truncated ONNX file")
+            if not keep:
+                r.stream(ln[0], None)
+            elif field in spec["descend"]:
+                # The length changes with what is dropped: mark the nesting instead.
+                digest.update(tag[1] + b"{")
+                _walk(r, r.f.tell() + ln[0], spec["descend"][field], digest)
+                digest.update(b"}")
+            else:
+                digest.update(tag[1] + ln[1])
+                r.stream(ln[0], digest)
+        else:
+            raise ModelzooError(f"{r.where}: not an ONNX file (wire type {wire} of field {field})")
+    if end is not None and r.f.tell() != end:
+        raise ModelzooError(f"{r.where}: not an ONNX file (a field overruns its message)")
+
+
+def onnx_digest(path: Path) -> str:
+    """sha256 of an ONNX file's graph + weights, volatile metadata left out; memory stays one chunk."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb", buffering=CHUNK) as f:
+            _walk(_Reader(f, str(path)), None, _MODEL, digest)
+    except OSError as err:
+        raise ModelzooError(f"{path}: cannot read: {err.strerror}") from None
+    return digest.hexdigest()
+
+
+def fingerprint(onnx_files: Iterable[tuple[str, Path]], build_options: dict[str, Any]) -> str:
+    """One hash over (name, graph digest) of every ONNX file and the canonical JSON of the build options."""
+    digest = hashlib.sha256()
+    for name, path in sorted(onnx_files):
+        digest.update(f"{name}\0{onnx_digest(path)}\n".encode())
+    digest.update(json.dumps(build_options, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()

@@ -1,0 +1,64 @@
+"""MODELS.md: the models of the registry's releases, rendered from MODELS.md.j2 (deterministic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from pipelines.errors import ModelzooError
+from pipelines.registry.manifest import BLEEDING_EDGE, FileEntry, Manifest, ModelEntry
+from pipelines.registry.releases import read_manifest, release_versions
+from pipelines.registry.store import Store
+
+TEMPLATE = "MODELS.md.j2"
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    release: str
+    model: ModelEntry
+    # Files a consumer downloads (all but provenance), in registry order.
+    files: list[FileEntry]
+    base_url: str
+
+
+def _rows(manifests: dict[str, Manifest], order: list[str], base_url: str) -> list[ModelRow]:
+    """Each model in its latest release (the bleeding edge only for models never released)."""
+    latest: dict[str, ModelRow] = {}
+    for version in order:
+        for name, model in manifests[version].models.items():
+            files = sorted((f for f in model.files if f.target != "provenance"), key=lambda f: (f.target, f.name))
+            latest[name] = ModelRow(version, model, files, base_url)
+    return [latest[n] for n in sorted(latest)]
+
+
+def render_index(store: Store, template: Path, base_url: str | None = None) -> str:
+    versions = release_versions(store)
+    manifests: dict[str, Manifest] = {}
+    for v in [*versions, BLEEDING_EDGE]:
+        m = read_manifest(store, v)
+        if m is not None:
+            manifests[v] = m
+    released = [v for v in versions if v in manifests]
+    order = [BLEEDING_EDGE] * (BLEEDING_EDGE in manifests) + released
+    try:
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(template.parent),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.filters["mib"] = lambda n: f"{n / (1 << 20):.2f} MiB"
+        env.filters["num"] = lambda v: f"{v:.4g}"
+        return env.get_template(template.name).render(
+            rows=_rows(manifests, order, (base_url or "").rstrip("/")),
+            releases=[manifests[v] for v in reversed(released)],
+            bleedingedge=manifests.get(BLEEDING_EDGE),
+            base_url=(base_url or "").rstrip("/"),
+        )
+    except jinja2.TemplateError as err:
+        where = f"{template}:{err.lineno}" if isinstance(err, jinja2.TemplateSyntaxError) else str(template)
+        raise ModelzooError(f"{where}: {err}".splitlines()[0]) from None

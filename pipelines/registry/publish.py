@@ -1,0 +1,237 @@
+"""Publishing: upload the artifacts a release needs, push the DVC cache, write the manifest last.
+
+Every write under models/ and releases/X.Y.Z/ is conditional (written once), so an interrupted publish
+leaves no visible release and running it again completes it, and of two concurrent publishers of one
+version exactly one writes the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import semver
+
+from pipelines.errors import ModelzooError
+from pipelines.fileio import sha256_stream
+from pipelines.registry.entry import LocalModel, local_models
+from pipelines.registry.manifest import (
+    BLEEDING_EDGE,
+    FileEntry,
+    Manifest,
+    ModelEntry,
+    Strict,
+    artifact_record_path,
+    manifest_path,
+)
+from pipelines.registry.releases import check_version, read_manifest, require_manifest
+from pipelines.registry.store import RegistryError, Store
+from pipelines.registry.versioning import compare, required_bump
+from pipelines.stages.provenance import git_commit
+
+log = logging.getLogger(__name__)
+
+DVC_REMOTE = "modelzoo-registry"
+
+
+class ArtifactRecord(Strict):
+    """models/{algorithm}/{model}/{artifact_version}/artifact.json: the files as they are in the registry."""
+
+    fingerprint: str
+    files: list[FileEntry]
+
+
+@dataclass
+class PublishResult:
+    version: str
+    written: bool  # False: an identical release was already there
+    uploaded_bytes: int = 0
+    uploaded_files: int = 0
+    reused_files: int = 0
+    alias_of: str | None = None
+    models: list[str] = field(default_factory=list)
+
+
+def _read_record(store: Store, key: str) -> ArtifactRecord | None:
+    if store.stat(key) is None:
+        return None
+    with store.open_read(key) as f:
+        text = f.read()
+    try:
+        return ArtifactRecord.model_validate_json(text)
+    except ValueError:
+        raise RegistryError(f"{store.url}/{key}: not a valid artifact record") from None
+
+
+def _hash_object(store: Store, key: str) -> tuple[str, int]:
+    with store.open_read(key) as f:
+        return sha256_stream(f)
+
+
+def upload_model(store: Store, model: LocalModel, result: PublishResult) -> ModelEntry:
+    """Upload what the registry lacks of one model's artifact version; its entry, with the registry's files."""
+    entry = model.entry
+    record_key = artifact_record_path(entry.algorithm, entry.name, entry.artifact_version)
+    record = _read_record(store, record_key)
+    if record is None:
+        files: list[FileEntry] = []
+        for f in entry.files:
+            if store.stat(f.path) is None and store.put_file(f.path, model.local[f.path], if_absent=True):
+                log.info("uploaded %s (%d bytes)", f.path, f.size)
+                result.uploaded_bytes += f.size
+                result.uploaded_files += 1
+                files.append(f)
+                continue
+            # Already there (an interrupted or concurrent publish): written once, so keep what is there.
+            sha, size = _hash_object(store, f.path)
+            if (sha, size) != (f.sha256, f.size):
+                log.warning("%s: the registry holds other bytes of this artifact version: keeping them", f.path)
+            files.append(f.model_copy(update={"sha256": sha, "size": size}))
+            result.reused_files += 1
+        record = ArtifactRecord(fingerprint=entry.fingerprint, files=files)
+        if not store.put_bytes(record_key, record.model_dump_json(indent=2).encode(), if_absent=True):
+            record = _read_record(store, record_key)
+            assert record is not None
+    else:
+        result.reused_files += len(record.files)
+    return entry.model_copy(update={"files": record.files})
+
+
+def dvc_push(root: Path, registry_url: str, endpoint_url: str | None) -> None:
+    """`dvc push` of the pipeline cache to <registry>/dvc (a --local remote, verify = true)."""
+    scheme = urlsplit(registry_url).scheme.lower()
+    if scheme == "s3":
+        url = registry_url.rstrip("/") + "/dvc"
+    elif scheme in ("", "file"):
+        url = str(Path(urlsplit(registry_url).path if scheme else registry_url).resolve() / "dvc")
+    else:
+        raise RegistryError(f"{registry_url}: a DVC remote needs an s3:// or local registry")
+    dvc = [sys.executable, "-m", "dvc"]
+    steps = [
+        ["remote", "add", "--local", "--force", DVC_REMOTE, url],
+        ["remote", "modify", "--local", DVC_REMOTE, "verify", "true"],
+    ]
+    if scheme == "s3" and endpoint_url:
+        steps.append(["remote", "modify", "--local", DVC_REMOTE, "endpointurl", endpoint_url])
+    steps.append(["push", "--remote", DVC_REMOTE])
+    for args in steps:
+        done = subprocess.run([*dvc, *args], cwd=root, capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = [ln for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
+            why = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
+            raise RegistryError(f"dvc {args[0]} to {url}: {why.strip()}")
+    log.info("dvc push: pipeline cache in %s", url)
+
+
+def _write_release(store: Store, manifest: Manifest, result: PublishResult) -> PublishResult:
+    key = manifest_path(manifest.version)
+    data = manifest.to_json().encode()
+    if manifest.version == BLEEDING_EDGE:
+        store.put_bytes(key, data)
+        return result
+    if store.put_bytes(key, data, if_absent=True):
+        return result
+    _same_or_refuse(store, manifest)
+    result.written = False
+    return result
+
+
+def _same_or_refuse(store: Store, manifest: Manifest) -> None:
+    existing = require_manifest(store, manifest.version)
+    if existing.identity_key() == manifest.identity_key():
+        return
+    changed = sorted(
+        set(existing.models) ^ set(manifest.models)
+        | {
+            n
+            for n in set(existing.models) & set(manifest.models)
+            if existing.models[n].identity() != manifest.models[n].identity()
+        }
+    )
+    what = f"models {', '.join(changed)} differ" if changed else "its alias or interface differs"
+    raise RegistryError(
+        f"{store.url}/{manifest_path(manifest.version)}: release {manifest.version} already exists and {what}: "
+        "a release is never overwritten, tag a new version"
+    )
+
+
+def publish(
+    root: Path,
+    store: Store,
+    version: str,
+    *,
+    registry_url: str | None = None,
+    endpoint_url: str | None = None,
+    push_dvc: bool = True,
+    only: list[str] | None = None,
+) -> PublishResult:
+    """Publish the local build as release `version` (X.Y.Z) or as the bleeding edge."""
+    if version != BLEEDING_EDGE:
+        version = check_version(version)
+    models = local_models(root, only)
+    commit = git_commit(root)
+    result = PublishResult(version=version, written=True, models=sorted(models))
+    parsed = semver.Version.parse(version) if version != BLEEDING_EDGE else None
+
+    if parsed is not None and parsed.patch > 0:
+        return _publish_alias(store, version, parsed, models, commit, result)
+
+    if parsed is not None and (existing := read_manifest(store, version)) is not None:
+        # Refuse before uploading anything when the release exists with other artifacts.
+        _refuse_if_other_artifacts(store, existing, models)
+
+    entries = {name: upload_model(store, m, result) for name, m in models.items()}
+    if push_dvc:
+        dvc_push(root, registry_url or store.url, endpoint_url)
+    manifest = Manifest(version=version, git_commit=commit, models=entries)
+    return _write_release(store, manifest, result)
+
+
+def _refuse_if_other_artifacts(store: Store, existing: Manifest, models: dict[str, LocalModel]) -> None:
+    changed = sorted(
+        set(existing.models) ^ set(models)
+        | {
+            n
+            for n in set(existing.models) & set(models)
+            if existing.models[n].artifact_version != models[n].entry.artifact_version
+        }
+    )
+    if not changed and existing.alias_of is None:
+        return
+    raise RegistryError(
+        f"{store.url}/{manifest_path(existing.version)}: release {existing.version} already exists and models "
+        f"{', '.join(changed)} differ: a release is never overwritten, tag a new version"
+    )
+
+
+def _publish_alias(
+    store: Store,
+    version: str,
+    parsed: semver.Version,
+    models: dict[str, LocalModel],
+    commit: str,
+    result: PublishResult,
+) -> PublishResult:
+    """Z > 0: no uploads; the artifacts must be those of X.Y.0, and the manifest aliases it."""
+    base = f"{parsed.major}.{parsed.minor}.0"
+    base_manifest = read_manifest(store, base)
+    if base_manifest is None:
+        raise RegistryError(
+            f"{store.url}/{manifest_path(base)}: not found: release {version} aliases {base}, publish it first"
+        )
+    if base_manifest.alias_of is not None:
+        raise RegistryError(f"{store.url}/{manifest_path(base)}: is itself an alias of {base_manifest.alias_of}")
+    changes = compare(base_manifest, {n: m.entry for n, m in models.items()})
+    level = required_bump(changes)
+    if level != "Z":
+        why = "; ".join(f"{c.model}: {c.reason}" for c in changes if c.level != "Z")
+        raise ModelzooError(
+            f"release {version}: artifacts changed since {base} ({why}): a {level} bump is needed, not a patch release"
+        )
+    manifest = Manifest(version=version, alias_of=base, git_commit=commit, models=base_manifest.models)
+    result.alias_of = base
+    return _write_release(store, manifest, result)

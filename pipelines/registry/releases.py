@@ -1,0 +1,62 @@
+"""Reading releases from a registry: versions, manifests, the release before a tag."""
+
+from __future__ import annotations
+
+import re
+
+import semver
+
+from pipelines.errors import UsageError
+from pipelines.registry.manifest import BLEEDING_EDGE, Manifest, manifest_path, parse_manifest
+from pipelines.registry.store import RegistryError, Store
+
+_MANIFEST_KEY = re.compile(r"^releases/([^/]+)/manifest\.json$")
+
+
+def check_version(tag: str) -> str:
+    """`vX.Y.Z` or `X.Y.Z` (a git tag) -> `X.Y.Z`; anything else is a usage error."""
+    version = tag[1:] if tag.startswith("v") else tag
+    parsed = semver.Version.parse(version) if semver.Version.is_valid(version) else None
+    if parsed is None or parsed.prerelease or parsed.build:
+        raise UsageError(f"version '{tag}': expected vX.Y.Z or X.Y.Z (numbers only)")
+    return version
+
+
+def read_manifest(store: Store, version: str) -> Manifest | None:
+    """The manifest of a release, or None when the release does not exist."""
+    key = manifest_path(version)
+    if store.stat(key) is None:
+        return None
+    with store.open_read(key) as f:
+        text = f.read()
+    try:
+        manifest = parse_manifest(text, f"{store.url}/{key}")
+    except ValueError as err:
+        raise RegistryError(str(err)) from None
+    if manifest.version != version:
+        raise RegistryError(f"{store.url}/{key}: version '{manifest.version}' does not match its path")
+    return manifest
+
+
+def require_manifest(store: Store, version: str) -> Manifest:
+    manifest = read_manifest(store, version)
+    if manifest is None:
+        have = ", ".join(release_versions(store)[-5:]) or "none"
+        raise RegistryError(f"{store.url}/{manifest_path(version)}: not found (release {version}; latest: {have})")
+    return manifest
+
+
+def release_versions(store: Store) -> list[str]:
+    """Every X.Y.Z release in the registry, oldest first (bleeding edge not included)."""
+    found = []
+    for obj in store.list("releases/"):
+        m = _MANIFEST_KEY.match(obj.key)
+        if m and m.group(1) != BLEEDING_EDGE and semver.Version.is_valid(m.group(1)):
+            found.append(m.group(1))
+    return sorted(found, key=semver.Version.parse)
+
+
+def previous_release(store: Store, version: str) -> str | None:
+    """The highest release below `version`."""
+    below = [v for v in release_versions(store) if semver.Version.parse(v) < semver.Version.parse(version)]
+    return below[-1] if below else None

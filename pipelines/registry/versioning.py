@@ -1,0 +1,192 @@
+"""The ModelZoo versioning rules, model by model, and release notes between two releases.
+
+X (API): a model removed or renamed, an I/O signature or ROS parameter key set changed, the
+    descriptor/manifest interface changed.
+Y (behaviour): a fingerprint (ONNX graph + weights + build options) changed, a build option or the
+    set of built targets changed, a model added.
+Z (convenience): nothing a consumer sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import semver
+
+from pipelines import DESCRIPTOR_INTERFACE_VERSION
+from pipelines.errors import ModelzooError
+from pipelines.registry.manifest import Manifest, ModelEntry
+
+LEVELS = ("Z", "Y", "X")
+WHOLE_RELEASE = "(release)"
+
+
+@dataclass(frozen=True)
+class Change:
+    model: str
+    level: str  # "X", "Y" or "Z"
+    reason: str
+
+
+def _major(version: str) -> int:
+    return semver.Version.parse(version).major if semver.Version.is_valid(version) else -1
+
+
+def compare_model(old: ModelEntry, new: ModelEntry) -> list[Change]:
+    name = new.name
+    changes: list[Change] = []
+    if old.io_signature != new.io_signature:
+        comps = sorted(
+            c
+            for c in set(old.io_signature) | set(new.io_signature)
+            if old.io_signature.get(c) != new.io_signature.get(c)
+        )
+        changes.append(Change(name, "X", f"I/O signature changed ({', '.join(comps)})"))
+    if old.ros_param_keys != new.ros_param_keys:
+        diffs = []
+        for stem in sorted(set(old.ros_param_keys) | set(new.ros_param_keys)):
+            a, b = set(old.ros_param_keys.get(stem, [])), set(new.ros_param_keys.get(stem, []))
+            added, removed = sorted(b - a), sorted(a - b)
+            if stem not in old.ros_param_keys or stem not in new.ros_param_keys:
+                diffs.append(f"{stem}.param.yaml {'added' if stem in new.ros_param_keys else 'removed'}")
+            elif added or removed:
+                diffs.append(f"{stem}: " + ", ".join([*(f"+{k}" for k in added), *(f"-{k}" for k in removed)]))
+        changes.append(Change(name, "X", f"ROS parameter keys changed ({'; '.join(diffs)})"))
+    if old.build_options != new.build_options:
+        keys = sorted(
+            k
+            for k in set(old.build_options) | set(new.build_options)
+            if old.build_options.get(k) != new.build_options.get(k)
+        )
+        changes.append(Change(name, "Y", f"build options changed ({', '.join(keys)})"))
+    if old.fingerprint != new.fingerprint:
+        changes.append(
+            Change(
+                name, "Y", f"fingerprint changed ({old.fingerprint[:12]} -> {new.fingerprint[:12]}): artifacts differ"
+            )
+        )
+    if old.targets != new.targets:
+        changes.append(Change(name, "Y", f"targets changed ({', '.join(old.targets)} -> {', '.join(new.targets)})"))
+    if not changes:
+        changes.append(Change(name, "Z", "unchanged"))
+    return changes
+
+
+def compare(
+    previous: Manifest, current: dict[str, ModelEntry], interface_version: str = DESCRIPTOR_INTERFACE_VERSION
+) -> list[Change]:
+    """Every change from `previous` to `current`, with the bump it needs."""
+    changes: list[Change] = []
+    if _major(previous.interface_version) != _major(interface_version):
+        changes.append(
+            Change(
+                WHOLE_RELEASE,
+                "X",
+                f"descriptor interface {previous.interface_version} -> {interface_version}",
+            )
+        )
+    for name in sorted(set(previous.models) | set(current)):
+        if name not in current:
+            changes.append(Change(name, "X", "model removed or renamed"))
+        elif name not in previous.models:
+            changes.append(Change(name, "Y", "model added"))
+        else:
+            changes.extend(compare_model(previous.models[name], current[name]))
+    return changes
+
+
+def required_bump(changes: list[Change]) -> str:
+    return max((c.level for c in changes), key=LEVELS.index, default="Z")
+
+
+def tag_bump(previous: str, tag: str) -> str:
+    """The bump from release `previous` to `tag` (both X.Y.Z); a tag not above it is an error."""
+    a, b = semver.Version.parse(previous), semver.Version.parse(tag)
+    if b <= a:
+        raise ModelzooError(f"version {tag}: not above the previous release {previous}", exit_code=2)
+    if b.major != a.major:
+        if b.minor or b.patch:
+            raise ModelzooError(f"version {tag}: a major bump from {previous} must be {b.major}.0.0", exit_code=2)
+        return "X"
+    if b.minor != a.minor:
+        if b.patch:
+            raise ModelzooError(
+                f"version {tag}: a minor bump from {previous} must be {b.major}.{b.minor}.0", exit_code=2
+            )
+        return "Y"
+    return "Z"
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+def _delta(a: float | None, b: float | None) -> str:
+    if a is None or b is None:
+        return ""
+    d = b - a
+    return f" ({'+' if d >= 0 else ''}{d:.4g})"
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.2f} MiB"
+
+
+def diff_markdown(a: Manifest, b: Manifest) -> str:
+    """Release notes from `a` to `b`, model by model: bump, files, fingerprints, metrics, latency."""
+    changes = compare(a, b.models, b.interface_version)
+    lines = [f"# Changes from {a.version} to {b.version}", ""]
+    lines.append(f"Required bump: **{required_bump(changes)}**.")
+    lines.append("")
+    for c in [c for c in changes if c.model == WHOLE_RELEASE]:
+        lines.append(f"- {c.level}: {c.reason}")
+    for name in sorted(set(a.models) | set(b.models)):
+        old, new = a.models.get(name), b.models.get(name)
+        lines.append(f"## {name}")
+        lines.append("")
+        for c in changes:
+            if c.model == name:
+                lines.append(f"- **{c.level}**: {c.reason}")
+        lines.append(
+            f"- artifact version: {old.artifact_version if old else '-'} -> {new.artifact_version if new else '-'}"
+        )
+        old_files = {f.name + "@" + f.target: f for f in (old.files if old else [])}
+        new_files = {f.name + "@" + f.target: f for f in (new.files if new else [])}
+        rows = []
+        for key in sorted(set(old_files) | set(new_files)):
+            fo, fn = old_files.get(key), new_files.get(key)
+            if fo and fn and fo.sha256 == fn.sha256:
+                continue
+            state = "added" if fo is None else "removed" if fn is None else "changed"
+            f = fn or fo
+            assert f is not None
+            rows.append(
+                f"| {f.target} | {f.name} | {state} | {fo.sha256[:12] if fo else '-'} | "
+                f"{fn.sha256[:12] if fn else '-'} | {_mib(fn.size) if fn else '-'} |"
+            )
+        if rows:
+            lines += [
+                "",
+                "| target | file | change | sha256 before | sha256 after | size |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += rows
+        endpoints = sorted(set(old.metrics if old else {}) | set(new.metrics if new else {}))
+        lat_endpoints = sorted(set(old.latency_ms if old else {}) | set(new.latency_ms if new else {}))
+        if endpoints or lat_endpoints:
+            headline = (new or old).headline if (new or old) else ""
+            lines += [
+                "",
+                f"| endpoint | {headline} before | after | latency ms before | after |",
+                "|---|---|---|---|---|",
+            ]
+            for ep in sorted(set(endpoints) | set(lat_endpoints)):
+                ma = old.metrics.get(ep) if old else None
+                mb = new.metrics.get(ep) if new else None
+                la = old.latency_ms.get(ep) if old else None
+                lb = new.latency_ms.get(ep) if new else None
+                lines.append(
+                    f"| {ep} | {_fmt(ma)} | {_fmt(mb)}{_delta(ma, mb)} | {_fmt(la)} | {_fmt(lb)}{_delta(la, lb)} |"
+                )
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
