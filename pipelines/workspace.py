@@ -54,6 +54,10 @@ class ModelContext:
     def dir(self) -> Path:
         return model_dir(self.root, self.name)
 
+    def rel(self, path: Path) -> str:
+        """A path as messages show it: relative to the repository root when inside it."""
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
     @property
     def artifacts(self) -> Path:
         return self.root / ARTIFACTS / self.name

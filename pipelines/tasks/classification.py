@@ -48,13 +48,13 @@ class Prediction:
     scores: np.ndarray
 
 
-def load_split(dataset: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def load_split(dataset: Path, split: str, shown: str) -> tuple[np.ndarray, np.ndarray]:
     path = dataset / f"{split}.npz"
     if not path.is_file():
-        raise ModelzooError(f"{path}: dataset split not found")
+        raise ModelzooError(f"{shown}/{split}.npz: dataset split not found")
     with np.load(path) as data:
         if "images" not in data or "labels" not in data:
-            raise ModelzooError(f"{path}: needs arrays 'images' and 'labels', has {sorted(data.files)}")
+            raise ModelzooError(f"{shown}/{split}.npz: needs arrays 'images' and 'labels', has {sorted(data.files)}")
         return data["images"], data["labels"]
 
 
@@ -73,7 +73,7 @@ class ClassificationTask(Task):
         self._std = np.asarray(self.options.std, np.float32).reshape(channels, 1, 1)
 
     def load_samples(self, dataset: Path, split: str, limit: int) -> list[Sample]:
-        images, labels = load_split(dataset, split)
+        images, labels = load_split(dataset, split, self.ctx.rel(dataset))
         n = len(labels) if limit < 0 else min(limit, len(labels))
         return [Sample(i, images[i], int(labels[i])) for i in range(n)]
 
