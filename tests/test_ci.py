@@ -238,48 +238,16 @@ def test_comment_body_holds_both_reports(tmp_path: Path) -> None:
     metrics, release, out = tmp_path / "m.md", tmp_path / "r.txt", tmp_path / "c.md"
     metrics.write_text("| a |\n")
     release.write_text("Z bump is enough\n")
-    proc = modelzoo(
-        REPO,
-        "ci",
-        "comment",
-        "--models",
-        '["twin"]',
-        "--metrics",
-        str(metrics),
-        "--release",
-        str(release),
-        "--out",
-        str(out),
-    )
+    files = ["--metrics", str(metrics), "--release", str(release), "--out", str(out)]
+    proc = modelzoo(REPO, "ci", "comment", "--models", '["twin"]', "--release-outcome", "failure", *files)
     assert proc.returncode == 0, proc.stderr
-    assert "Z bump is enough" in out.read_text()
-    bad = modelzoo(
-        REPO,
-        "ci",
-        "comment",
-        "--models",
-        "twin",
-        "--metrics",
-        str(metrics),
-        "--release",
-        str(release),
-        "--out",
-        str(out),
-    )
+    assert "Z bump is enough" in out.read_text() and "`modelzoo release check` failed" in out.read_text()
+    bad = modelzoo(REPO, "ci", "comment", "--models", "twin", *files)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --models: not JSON")
-    gone = modelzoo(
-        REPO,
-        "ci",
-        "comment",
-        "--models",
-        "[]",
-        "--metrics",
-        str(tmp_path / "nope.md"),
-        "--release",
-        str(release),
-        "--out",
-        str(out),
-    )
+    bad = modelzoo(REPO, "ci", "comment", "--models", "[]", "--release-outcome", "cancelled", *files)
+    assert bad.returncode == 2 and "--release-outcome: 'cancelled'" in bad.stderr
+    files[1] = str(tmp_path / "nope.md")
+    gone = modelzoo(REPO, "ci", "comment", "--models", "[]", *files)
     assert gone.returncode == 2 and "nope.md: cannot read" in gone.stderr
 
 
@@ -297,11 +265,11 @@ def test_commit_back_pushes_once_and_rebases_over_a_concurrent_push(tmp_path: Pa
     runner = tmp_path / "runner"
     sh(tmp_path, "git", "clone", "-q", str(origin), str(runner))
     (runner / "MODELS.md").write_text("# Models\n1.0.0\n")
-    pushed = commit_back(runner, "MODELS.md", "MODELS.md: regenerate")
+    pushed = commit_back(runner, ["MODELS.md"], "MODELS.md: regenerate")
     assert pushed and sh(origin, "git", "rev-parse", "main") == pushed
     log = sh(origin, "git", "log", "-1", "--format=%an|%s", "main")
     assert log == f"github-actions[bot]|MODELS.md: regenerate {SKIP}"
-    assert commit_back(runner, "MODELS.md", "again") is None  # unchanged: nothing committed
+    assert commit_back(runner, ["MODELS.md"], "again") is None  # unchanged: nothing committed
 
     # a maintainer pushes meanwhile: the commit is replayed on top, not forced over theirs
     (seed / "README.md").write_text("y\n")
@@ -310,9 +278,9 @@ def test_commit_back_pushes_once_and_rebases_over_a_concurrent_push(tmp_path: Pa
     theirs = commit_all(seed, "theirs")
     sh(seed, "git", "push", "-q", str(origin), "main")
     (runner / "MODELS.md").write_text("# Models\n1.0.0\n1.1.0\n")
-    pushed = commit_back(runner, "MODELS.md", "MODELS.md: regenerate")
+    pushed = commit_back(runner, ["MODELS.md"], "MODELS.md: regenerate")
     assert sh(origin, "git", "rev-parse", "main") == pushed
     assert sh(origin, "git", "rev-parse", "main~1") == theirs
 
     with pytest.raises(ModelzooError, match=r"NOPE\.md: not found"):
-        commit_back(runner, "NOPE.md", "x")
+        commit_back(runner, ["NOPE.md"], "x")

@@ -89,7 +89,9 @@ def comment(
     metrics: Annotated[Path, typer.Option(help="Output of `dvc metrics diff main --md`.")],
     release: Annotated[Path, typer.Option(help="Output of `modelzoo release check`.")],
     out: Annotated[Path, typer.Option(help="Where to write the comment (markdown).")],
-    release_failed: Annotated[bool, typer.Option(help="`modelzoo release check` exited non-zero.")] = False,
+    release_outcome: Annotated[
+        str, typer.Option(help="Outcome of the `modelzoo release check` step: success or failure.")
+    ] = "success",
 ) -> None:
     """Assemble the pull-request comment from the two reports."""
     from pipelines.ci.comment import comment_body
@@ -107,7 +109,9 @@ def comment(
             texts.append(path.read_text())
         except OSError as err:
             raise UsageError(f"{path}: cannot read: {err.strerror}") from None
-    body = comment_body(names, texts[0], texts[1], release_ok=not release_failed)
+    if release_outcome not in ("success", "failure"):
+        raise UsageError(f"--release-outcome: '{release_outcome}' is not success or failure")
+    body = comment_body(names, texts[0], texts[1], release_ok=release_outcome == "success")
     with atomic_path(out) as tmp:
         tmp.write_text(body)
     typer.echo(f"comment: {out}")
@@ -115,15 +119,57 @@ def comment(
 
 @app.command("commit-back")
 def commit_back_cmd(
-    path: Annotated[str, typer.Argument(help="File to commit, relative to the repository root.")] = "MODELS.md",
+    paths: Annotated[list[str] | None, typer.Argument(help="Files/folders to commit (default: MODELS.md).")] = None,
     branch: Annotated[str, typer.Option(help="Branch to push to.")] = "main",
     remote: Annotated[str, typer.Option(help="Git remote.")] = "origin",
-    message: Annotated[str, typer.Option(help="Commit message ([skip ci] is appended).")] = "MODELS.md: regenerate",
+    message: Annotated[
+        str, typer.Option(help="Commit message ([skip ci] is appended).")
+    ] = "CI: results of the pipeline run",
 ) -> None:
     """Commit a regenerated file and push it without re-triggering the workflows; no-op when unchanged."""
     from pipelines.ci.commit import commit_back
 
-    commit = commit_back(_root(), path, message, remote=remote, branch=branch)
+    paths = paths or ["MODELS.md"]
+    commit = commit_back(_root(), paths, message, remote=remote, branch=branch)
+    path = " ".join(paths)
     typer.echo(
         f"{path}: pushed {commit[:12]} to {remote}/{branch}" if commit else f"{path}: unchanged, nothing to commit"
     )
+
+
+@app.command()
+def bundle(
+    model: Annotated[str, typer.Argument(help="The model this matrix leg ran.")],
+    arch: Annotated[str, typer.Option(help="The leg's runner architecture.")] = "x86_64",
+    out: Annotated[Path, typer.Option(help="Bundle folder to (re)write.")] = Path("bundle"),
+) -> None:
+    """Pack a leg's dvc.lock and `cache: false` outputs for the publish job (after `dvc repro` and `dvc push`)."""
+    from pipelines.ci.bundle import make_bundle
+
+    files = make_bundle(_root(), model, arch, out)
+    typer.echo(f"bundle {out}: {model} ({arch}), dvc.lock + {len(files)} uncached output(s)")
+
+
+@app.command()
+def merge(
+    bundles: Annotated[list[Path], typer.Argument(help="Bundle folders written by `modelzoo ci bundle`.")],
+) -> None:
+    """Merge the legs' bundles into dvc.lock and the workspace (the x86_64 legs; device legs only gate)."""
+    from pipelines.ci.bundle import merge_bundles
+
+    models = merge_bundles(_root(), bundles)
+    typer.echo(f"dvc.lock: merged {len(models)} model(s): {', '.join(models) or 'none'}")
+
+
+@app.command("next-tag")
+def next_tag_cmd(
+    registry: Annotated[str | None, typer.Option(help="Registry root (default: $MODELZOO_REGISTRY).")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint (default: $MODELZOO_S3_ENDPOINT_URL).")] = None,
+) -> None:
+    """The tag a release of this build would need (latest release bumped as the changes demand; output: tag)."""
+    from pipelines.ci.bump import next_tag
+
+    bump = next_tag(_root(), registry, endpoint_url)
+    write_outputs({"tag": bump.tag, "level": bump.level})
+    since = f"{bump.level} bump from {bump.latest}" if bump.latest else "no release yet"
+    typer.echo(f"{bump.tag} ({since})")

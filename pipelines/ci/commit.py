@@ -1,4 +1,4 @@
-"""Commit a generated file (MODELS.md) back to a branch without re-triggering the workflows.
+"""Commit what a workflow produced (dvc.lock, results, MODELS.md) back to main without re-triggering it.
 
 Three things keep the commit from starting another run: pushes made with the workflow's
 GITHUB_TOKEN start no workflow, the message carries `[skip ci]`, and the push workflow ignores a
@@ -18,16 +18,29 @@ SKIP = "[skip ci]"
 
 
 def commit_back(
-    root: Path, path: str, message: str, *, remote: str = "origin", branch: str = "main", attempts: int = 3
+    root: Path, paths: list[str], message: str, *, remote: str = "origin", branch: str = "main", attempts: int = 3
 ) -> str | None:
-    """Commit `path` if it changed and push it to `remote`/`branch`; the new commit, or None."""
-    if not (root / path).is_file():
-        raise ModelzooError(f"{path}: not found: generate it before committing it")
-    git(root, "add", "--", path)
-    if git(root, "diff", "--cached", "--quiet", "--", path, check=False).returncode == 0:
+    """Commit the paths that changed (files, or folders' tracked files) and push; the new commit, or None."""
+    for path in paths:
+        if not (root / path).exists():
+            raise ModelzooError(f"{path}: not found: generate it before committing it")
+    git(root, "add", "--", *paths)
+    if git(root, "diff", "--cached", "--quiet", "--", *paths, check=False).returncode == 0:
         return None
     subject = message if SKIP in message else f"{message} {SKIP}"
-    git(root, "-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}", "commit", "-q", "-m", subject, "--", path)
+    git(
+        root,
+        "-c",
+        f"user.name={BOT_NAME}",
+        "-c",
+        f"user.email={BOT_EMAIL}",
+        "commit",
+        "-q",
+        "-m",
+        subject,
+        "--",
+        *paths,
+    )
     for attempt in range(attempts):
         if git(root, "push", "-q", remote, f"HEAD:refs/heads/{branch}", check=False).returncode == 0:
             return git(root, "rev-parse", "HEAD").stdout.strip()
@@ -44,4 +57,6 @@ def commit_back(
                 remote,
                 branch,
             )
-    raise ModelzooError(f"{path}: push to {remote}/{branch} rejected {attempts} times: commit it by hand or rerun")
+    raise ModelzooError(
+        f"{' '.join(paths)}: push to {remote}/{branch} rejected {attempts} times: commit it by hand or rerun"
+    )

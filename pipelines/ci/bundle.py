@@ -1,0 +1,107 @@
+"""Hand a matrix leg's results to the publish job.
+
+A leg runs `dvc repro` for one model and `dvc push`es the cached outputs to the registry's DVC
+remote. What the remote does not hold travels in a bundle (a workflow artifact): the leg's
+dvc.lock and its `cache: false` outputs (verify.json, metrics.json, plots, the env fingerprints).
+The publish job merges the bundles: each model's `<stage>@<model>` entries, and the `env@*` ones,
+go into dvc.lock, so `dvc pull` then fetches exactly the bytes the legs verified.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.errors import ModelzooError, UsageError
+from pipelines.fileio import atomic_path
+
+LOCK = "dvc.lock"
+META = "bundle.json"
+FILES = "files"
+
+
+def _owned(stage: str, model: str) -> bool:
+    return stage.endswith(f"@{model}") or stage.startswith("env@")
+
+
+def uncached_outputs(root: Path, model: str) -> list[str]:
+    """Paths of the `cache: false` outputs of the model's stages (and of the env stages)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return sorted(
+            str(out.def_path)
+            for stage in repo.index.stages
+            if _owned(stage.addressing, model)
+            for out in stage.outs
+            if not out.use_cache
+        )
+
+
+def _read_lock(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ModelzooError(f"{path}: cannot read: {str(err).splitlines()[0]}") from None
+    if not isinstance(data.get("stages"), dict):
+        raise ModelzooError(f"{path}: stages: expected a mapping (not a dvc.lock?)")
+    return data
+
+
+def make_bundle(root: Path, model: str, arch: str, out: Path) -> list[str]:
+    lock = _read_lock(root / LOCK)
+    missing = [s for s in lock["stages"] if s.endswith(f"@{model}")]
+    if not missing:
+        raise UsageError(f"{LOCK}: no stage of model '{model}': run `dvc repro` for it first")
+    if out.exists():
+        shutil.rmtree(out)
+    (out / FILES).mkdir(parents=True)
+    shutil.copy2(root / LOCK, out / LOCK)
+    copied = []
+    for rel in uncached_outputs(root, model):
+        src = root / rel
+        if src.is_dir():
+            shutil.copytree(src, out / FILES / rel)
+        elif src.is_file():
+            (out / FILES / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, out / FILES / rel)
+        else:
+            continue
+        copied.append(rel)
+    (out / META).write_text(json.dumps({"model": model, "arch": arch, "files": copied}, indent=2) + "\n")
+    return copied
+
+
+def merge_bundles(root: Path, bundles: list[Path]) -> list[str]:
+    """Apply bundles to the workspace; returns the models merged. Only x86_64 legs feed dvc.lock."""
+    lock_path = root / LOCK
+    lock = _read_lock(lock_path)
+    merged = []
+    for bundle in bundles:
+        try:
+            meta = json.loads((bundle / META).read_text())
+        except (OSError, ValueError) as err:
+            raise UsageError(f"{bundle / META}: not a bundle: {err}") from None
+        if meta.get("arch") != "x86_64":
+            continue  # device legs verify on their hardware; dvc.lock records the x86_64 build
+        theirs = _read_lock(bundle / LOCK)["stages"]
+        for name, entry in theirs.items():
+            if _owned(name, meta["model"]):
+                lock["stages"][name] = entry
+        for rel in meta.get("files", []):
+            src, dest = bundle / FILES / rel, root / rel
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            if src.is_dir():
+                shutil.copytree(src, dest)
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest)
+        merged.append(meta["model"])
+    with atomic_path(lock_path) as tmp:
+        tmp.write_text(yaml.safe_dump(lock, sort_keys=False, width=1_000))
+    return sorted(merged)
