@@ -114,8 +114,8 @@ def audit(store: Store) -> tuple[int, list[AuditProblem]]:
         if info is None:
             problems.append(AuditProblem(key, "missing", releases))
             continue
-        with store.open_read(key) as f:
-            got_sha, got_size = sha256_stream(f)
+        with store.open_read(key) as stream:
+            got_sha, got_size = sha256_stream(stream)
         if (got_sha, got_size) != (sha, size):
             problems.append(
                 AuditProblem(

@@ -24,6 +24,14 @@ class ModelRow:
     base_url: str
 
 
+def _size(n: int) -> str:
+    if n < 1 << 10:
+        return f"{n} B"
+    if n < 1 << 20:
+        return f"{n / (1 << 10):.1f} KiB"
+    return f"{n / (1 << 20):.2f} MiB"
+
+
 def _rows(manifests: dict[str, Manifest], order: list[str], base_url: str) -> list[ModelRow]:
     """Each model in its latest release (the bleeding edge only for models never released)."""
     latest: dict[str, ModelRow] = {}
@@ -51,7 +59,7 @@ def render_index(store: Store, template: Path, base_url: str | None = None) -> s
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        env.filters["mib"] = lambda n: f"{n / (1 << 20):.2f} MiB"
+        env.filters["size"] = _size
         env.filters["num"] = lambda v: f"{v:.4g}"
         return env.get_template(template.name).render(
             rows=_rows(manifests, order, (base_url or "").rstrip("/")),

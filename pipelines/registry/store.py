@@ -7,6 +7,7 @@ Keys are registry-relative POSIX paths ("models/a/b/1.0-abc/onnx/x.onnx"). Write
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import os
@@ -363,7 +364,7 @@ class S3Store:
             rules = [r for r in rules if r.get("ID") != rule["ID"]] + [rule]
             self.client.put_bucket_lifecycle_configuration(Bucket=self.bucket, LifecycleConfiguration={"Rules": rules})
 
-    def lifecycle_rules(self) -> list[dict[str, Any]]:
+    def lifecycle_rules(self) -> builtins.list[dict[str, Any]]:
         with self._errors(f"s3://{self.bucket} (lifecycle)"):
             return list(self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket).get("Rules", []))
 

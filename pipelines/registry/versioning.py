@@ -174,7 +174,7 @@ def diff_markdown(a: Manifest, b: Manifest) -> str:
         endpoints = sorted(set(old.metrics if old else {}) | set(new.metrics if new else {}))
         lat_endpoints = sorted(set(old.latency_ms if old else {}) | set(new.latency_ms if new else {}))
         if endpoints or lat_endpoints:
-            headline = (new or old).headline if (new or old) else ""
+            headline = (new.headline if new else old.headline if old else "") or "headline"
             lines += [
                 "",
                 f"| endpoint | {headline} before | after | latency ms before | after |",
