@@ -72,14 +72,42 @@ def _source_metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
+def convert_fp16(model: onnx.ModelProto, block: list[str]) -> onnx.ModelProto:
+    """Mixed fp16 with fp32 inputs/outputs and the block-listed op types in fp32.
+
+    onnxconverter-common fails on a graph output written by a block-listed op (it puts a
+    Cast-to-fp16/Cast-to-fp32 pair behind the op, then refuses to remove it): such outputs are taken
+    out of graph.output during the conversion, so the op keeps writing them in fp32, and put back."""
+    import onnx
+    from onnxconverter_common import float16
+
+    model = onnx.shape_inference.infer_shapes(model)
+    producer = {out: n.op_type for n in model.graph.node for out in n.output}
+    consumed = {i for n in model.graph.node for i in n.input}
+    order = [o.name for o in model.graph.output]
+    detached = {
+        o.name: onnx.ValueInfoProto.FromString(o.SerializeToString())
+        for o in model.graph.output
+        if producer.get(o.name) in block and o.name not in consumed
+    }
+    kept = [o for o in model.graph.output if o.name not in detached]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    out = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block, disable_shape_infer=True)
+    converted = {o.name: o for o in out.graph.output}
+    outputs = [converted.get(name) or detached[name] for name in order]
+    del out.graph.output[:]
+    out.graph.output.extend(outputs)
+    return out
+
+
 def make_fp16(ctx: ModelContext, component: str, dest: Path) -> dict[str, Any]:
     import onnx
     import onnxconverter_common
-    from onnxconverter_common import float16
 
     src = onnx.load(str(ctx.onnx_path(component)))
     block = fp16_block_list(ctx)
-    model = float16.convert_float_to_float16(src, keep_io_types=True, op_block_list=block)
+    model = convert_fp16(src, block)
     present = sorted({n.op_type for n in src.graph.node} & set(block))
     _finish(ctx, component, model, dest, {**_source_metadata(src), "precision": "fp16"})
     return {
