@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -136,25 +137,41 @@ def _present(p: Planned) -> bool:
 
 
 def _copy_verified(src: BinaryIO, dst: BinaryIO, p: Planned, progress: bool) -> int:
-    """Stream `src` to `dst` while hashing; raise IntegrityError unless size and sha256 match."""
+    """Stream `src` to `dst` while hashing; raise IntegrityError unless size and sha256 match.
+
+    A worker thread hashes and writes chunk N while this one reads chunk N+1 (both release the GIL),
+    so hashing costs no download time; at most two chunks are in memory.
+    """
     from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
 
     digest = hashlib.sha256()
     size, limit = 0, p.entry.size
-    with tqdm(
-        total=limit, unit="B", unit_scale=True, unit_divisor=1024, desc=p.rel, mininterval=0.5, leave=True,
-        disable=not progress or limit < PROGRESS_MIN,
-    ) as bar:  # fmt: skip
+
+    def consume(chunk: bytes) -> None:
+        digest.update(chunk)
+        dst.write(chunk)
+
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="fetch-hash") as pool,
+        tqdm(
+            total=limit, unit="B", unit_scale=True, unit_divisor=1024, desc=p.rel, mininterval=0.5,
+            disable=not progress or limit < PROGRESS_MIN,
+        ) as bar,
+    ):  # fmt: skip
+        pending: Future[None] | None = None
         while chunk := src.read(CHUNK):
             if size + len(chunk) > limit:
                 raise IntegrityError(
                     f"{p.entry.path}: size mismatch: expected {limit} bytes, got more; "
                     f"expected sha256 {p.entry.sha256}, refusing it"
                 )
-            digest.update(chunk)
-            dst.write(chunk)
             size += len(chunk)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(consume, chunk)
             bar.update(len(chunk))
+        if pending is not None:
+            pending.result()
     actual = digest.hexdigest()
     if size != limit or actual != p.entry.sha256:
         what = "size and sha256" if size != limit else "sha256"
