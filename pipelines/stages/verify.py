@@ -64,11 +64,14 @@ def verify_scenario(ctx: ModelContext, scenario: Scenario) -> dict[str, Any]:
     test_results, _ = run_endpoint(task, scenario.test, samples)
     outputs: dict[str, Any] = {}
     for i, (r, t) in enumerate(zip(ref_results, test_results, strict=True)):
-        for key, ref in r.raw.items():
-            if key not in t.raw:
-                res = {"pass": False, "error": "missing in test outputs"}
-            else:
-                res = compare(ref, t.raw[key], tolerance_for(scenario, key))
+        checks = {
+            key: compare(ref, t.raw[key], tolerance_for(scenario, key))
+            if key in t.raw
+            else {"pass": False, "error": "missing in test outputs"}
+            for key, ref in r.raw.items()
+        }
+        checks.update(task.compare_predictions(r.prediction, t.prediction, lambda k: tolerance_for(scenario, k)))
+        for key, res in checks.items():
             res["sample"] = i
             prev = outputs.get(key)
             # Keep, per output, the worst sample: failures first, then the largest error.

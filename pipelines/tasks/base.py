@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from pipelines.backends.base import Arrays, Session
-    from pipelines.descriptor import Endpoint
+    from pipelines.descriptor import Endpoint, Tolerance
     from pipelines.latency import Timer
     from pipelines.workspace import ModelContext
 
@@ -94,6 +94,13 @@ class Task(ABC):
     def ros_params(self) -> dict[str, dict[str, Any]]:
         """Autoware ROS parameter files: file stem -> content, written as `<stem>.param.yaml` beside
         the ONNX files at export. Derived from the model's own config, so they cannot disagree with it."""
+        return {}
+
+    def compare_predictions(
+        self, ref: Any, test: Any, tolerance: Callable[[str], Tolerance]
+    ) -> dict[str, dict[str, Any]]:
+        """End-to-end checks of one sample for verify, beside the per-tensor ones: result key -> a
+        `compare`-style dict with at least "pass" (detection: matched boxes within tolerance)."""
         return {}
 
     def calibration_inputs(self, samples: Sequence[Any], component: str) -> list[Arrays]:

@@ -1,0 +1,112 @@
+"""The detection3d task: CenterPoint's pre/post-processing, metrics and ROS parameter files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.descriptor import Endpoint, Tolerance
+from pipelines.errors import ModelzooError
+from pipelines.latency import Timer
+from pipelines.tasks.base import Model, Task
+from pipelines.tasks.detection3d import params as deploy
+from pipelines.tasks.detection3d.data import Frame, load_frames
+from pipelines.tasks.detection3d.decode import Boxes3D, decode
+from pipelines.tasks.detection3d.match import compare_boxes
+from pipelines.tasks.detection3d.metrics import detection_metrics
+from pipelines.tasks.detection3d.scatter import scatter
+from pipelines.tasks.detection3d.voxelize import decorate, voxelize
+
+HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
+
+
+class Detection3DOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Info file of a split, relative to the dataset folder; "{split}" is replaced by the split name.
+    info_file: str = "info_{split}.pkl"
+    # Folder, relative to the dataset folder, that `lidar_points.lidar_path` is relative to.
+    points_prefix: str = ""
+    distance_thresholds: list[float] = Field([0.5, 1.0, 2.0, 4.0], min_length=1)
+
+
+def load_points_settings(cfg: Any) -> tuple[int, list[int]]:
+    """load_dim / use_dim of the config's LoadPointsFromFile (test pipeline), as mmdet3d reads points."""
+    for step in cfg.get("test_pipeline") or []:
+        if step.get("type") == "LoadPointsFromFile":
+            use = step.get("use_dim", step["load_dim"])
+            return int(step["load_dim"]), list(range(use)) if isinstance(use, int) else [int(u) for u in use]
+    raise ModelzooError(f"{deploy.CONFIG}: test_pipeline: needs a LoadPointsFromFile step (load_dim, use_dim)")
+
+
+class Detection3DTask(Task):
+    Options = Detection3DOptions
+    options: Detection3DOptions
+
+    def __init__(self, ctx: Any):
+        super().__init__(ctx)
+        from pipelines.sources.openmmlab import load_config
+
+        where = f"models/{ctx.name}/model.yaml: components"
+        if len(ctx.descriptor.components) != 2:
+            raise ModelzooError(f"{where}: detection3d needs two (voxel encoder, backbone/neck/head)")
+        self.encoder, self.head = ctx.descriptor.components
+        outputs = [o.name for o in self.head.outputs]
+        if outputs != list(HEAD_OUTPUTS[: len(outputs)]) or len(outputs) < 5:
+            raise ModelzooError(f"{where}.{self.head.name}.outputs: {outputs}, needs {list(HEAD_OUTPUTS)}")
+        cfg = load_config(ctx)
+        self.params = deploy.from_config(cfg)
+        self.load_dim, self.use_dim = load_points_settings(cfg)
+        if len(self.use_dim) != self.params.point_feature_size:
+            raise ModelzooError(
+                f"{deploy.CONFIG}: test_pipeline LoadPointsFromFile.use_dim has {len(self.use_dim)} features, "
+                f"the encoder reads {self.params.point_feature_size}"
+            )
+        self._deployed: deploy.DeployParams | None = None
+
+    def params_for(self, endpoint: Endpoint) -> deploy.DeployParams:
+        """PyTorch runs what the config says; a deployed backend what the exported ROS files say."""
+        if endpoint.backend == "pytorch":
+            return self.params
+        if self._deployed is None:
+            self._deployed = deploy.from_ros_files(self.params, self.ctx.onnx_dir)
+        return self._deployed
+
+    def load_samples(self, dataset: Path, split: str, limit: int) -> list[Frame]:
+        return load_frames(
+            dataset / self.options.info_file.format(split=split),
+            dataset / self.options.points_prefix,
+            self.params.class_names,
+            self.load_dim,
+            self.use_dim,
+            limit,
+        )
+
+    def infer(self, model: Model, sample: Frame, timer: Timer) -> Boxes3D:
+        p = self.params_for(model.endpoint)
+        with timer.part("preprocess"):
+            voxels = voxelize(sample.points, p)
+            features = decorate(voxels, p)
+        enc = model(self.encoder.name, {self.encoder.inputs[0].name: features})[self.encoder.outputs[0].name]
+        with timer.part("scatter"):
+            spatial = scatter(enc, voxels.coors, p.grid_size[:2])
+        heads = model(self.head.name, {self.head.inputs[0].name: spatial})
+        with timer.part("postprocess"):
+            return decode(heads, p)
+
+    def metrics(self, predictions: Sequence[Boxes3D], samples: Sequence[Frame]) -> dict[str, Any]:
+        r = self.params.point_cloud_range
+        return detection_metrics(
+            predictions, samples, self.params.class_names, self.options.distance_thresholds, (r[0], r[1], r[3], r[4])
+        )
+
+    def ros_params(self) -> dict[str, dict[str, Any]]:
+        return self.params.ros_params(self.encoder.name, self.head.name)
+
+    def compare_predictions(
+        self, ref: Boxes3D, test: Boxes3D, tolerance: Callable[[str], Tolerance]
+    ) -> dict[str, dict[str, Any]]:
+        return compare_boxes(ref, test, tolerance, self.params.score_threshold)
