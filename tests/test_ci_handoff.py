@@ -1,0 +1,123 @@
+"""A matrix leg hands its results to the publish job: bundle -> merge -> dvc pull -> verified, over S3."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.ci.bundle import make_bundle, merge_bundles
+from pipelines.ci.remote import configure_remote
+from pipelines.ci.verified import check_verified
+from pipelines.errors import ModelzooError, UsageError, VerificationFailed
+
+REPO = Path(__file__).resolve().parents[1]
+DVC = [sys.executable, "-m", "dvc"]
+
+DVC_YAML = """
+stages:
+  make:
+    foreach: ${models}
+    do:
+      cmd: python make.py ${key}
+      deps: [make.py, src.txt]
+      outs:
+        - artifacts/${key}/out.bin
+        - artifacts/${key}/verify.json:
+            cache: false
+"""
+MAKE = """
+import json, pathlib, sys
+name = sys.argv[1]
+d = pathlib.Path("artifacts") / name
+d.mkdir(parents=True, exist_ok=True)
+(d / "out.bin").write_bytes(pathlib.Path("src.txt").read_bytes() * 3 + name.encode())
+skipped = {"a_vs_tensorrt": {"status": "skipped", "reason": "no GPU"}}
+(d / "verify.json").write_text(json.dumps({"status": "pass", "scenarios": skipped}))
+"""
+
+
+def sh(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A git + DVC project with two models (descriptors copied from calibration_status) and one stage each."""
+    root = tmp_path / "origin-work"
+    root.mkdir()
+    sh(root, "git", "init", "-q", "-b", "main")
+    sh(root, *DVC, "init", "-q")
+    for name in ("one", "two"):
+        src = (REPO / "models/calibration_status/model.yaml").read_text().replace("calibration_status", name)
+        (root / "models" / name).mkdir(parents=True)
+        (root / "models" / name / "model.yaml").write_text(src)
+    (root / "params.yaml").write_text("models:\n  one: {}\n  two: {}\n")
+    (root / "dvc.yaml").write_text(DVC_YAML)
+    (root / "make.py").write_text(MAKE)
+    (root / "src.txt").write_text("v1\n")
+    sh(root, *DVC, "repro", "-q")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "init")
+    return root
+
+
+def test_verified_passes_then_names_the_stale_stage(project: Path) -> None:
+    result = check_verified(project)
+    assert result.models == ["one", "two"] and result.skipped == {
+        "one: a_vs_tensorrt": "no GPU",
+        "two: a_vs_tensorrt": "no GPU",
+    }
+    (project / "artifacts/two/out.bin").write_bytes(b"tampered")
+    with pytest.raises(ModelzooError, match=r"dvc.lock: stage 'make@two' is not up to date here"):
+        check_verified(project)
+    sh(project, *DVC, "checkout", "-q", "--force")
+    (project / "artifacts/one/verify.json").write_text(json.dumps({"status": "fail"}))
+    sh(project, *DVC, "commit", "-q", "-f")  # a lock that records a failed verification is still refused
+    with pytest.raises(VerificationFailed, match=r"artifacts/one/verify.json: status is 'fail'"):
+        check_verified(project)
+
+
+def test_leg_bundle_merge_and_pull_over_s3(project: Path, tmp_path: Path, s3_server, s3_bucket: str) -> None:  # type: ignore[no-untyped-def]
+    registry = f"s3://{s3_bucket}/zoo"
+    # The publish job's checkout: the commit as it was, before the legs ran anything new.
+    publish = tmp_path / "publish"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(publish))
+    # A leg: a change only the leg sees (the runner rebuilt `two`), pushed to the registry's DVC remote.
+    (project / "src.txt").write_text("v2\n")
+    sh(project, *DVC, "repro", "-q")
+    assert configure_remote(project, registry, s3_server.endpoint) == f"{registry}/dvc"
+    sh(project, *DVC, "push", "-q")
+    bundle = tmp_path / "bundles" / "bundle-two-x86_64"
+    assert make_bundle(project, "two", "x86_64", bundle) == ["artifacts/two/verify.json"]
+    jetson = tmp_path / "bundles" / "bundle-two-aarch64"
+    make_bundle(project, "two", "aarch64", jetson)
+
+    (publish / "src.txt").write_text("v2\n")  # the same source the leg saw
+    assert merge_bundles(publish, [bundle, jetson]) == ["two"]
+    configure_remote(publish, registry, s3_server.endpoint)
+    sh(publish, *DVC, "pull", "-q", "make@two")
+    assert (publish / "artifacts/two/out.bin").read_bytes() == b"v2\n" * 3 + b"two"
+    with pytest.raises(ModelzooError, match=r"stage 'make@one'"):
+        check_verified(publish)  # `one` was not rebuilt by any leg here: refusing is right
+
+    with pytest.raises(UsageError, match="no stage of model 'ghost'"):
+        make_bundle(project, "ghost", "x86_64", tmp_path / "ghost")
+    with pytest.raises(UsageError, match="not a bundle"):
+        merge_bundles(publish, [tmp_path])
+
+
+def test_dvc_remote_refuses_other_schemes(project: Path) -> None:
+    with pytest.raises(UsageError, match="expected s3://bucket"):
+        configure_remote(project, "gs://bucket/zoo")
+    env = {k: v for k, v in os.environ.items() if k != "MODELZOO_REGISTRY"}
+    cmd = [shutil.which("modelzoo") or "modelzoo", "ci", "dvc-remote"]
+    proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and "registry URL is empty" in proc.stderr
