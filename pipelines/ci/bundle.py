@@ -30,7 +30,7 @@ def _owned(stage: str, model: str) -> bool:
 
 def uncached_outputs(root: Path, model: str) -> list[str]:
     """Paths of the `cache: false` outputs of the model's stages (and of the env stages)."""
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # type: ignore[import-untyped]
 
     with Repo(str(root)) as repo:
         return sorted(

@@ -45,8 +45,8 @@ def _params_changed(dep: Any, old: dict[str, Any] | None, new: dict[str, Any]) -
 
 def stages_touched(root: Path, changed: list[str], base: str) -> set[str]:
     """Addresses of the stages (and their downstream stages) that the changed files affect."""
-    import networkx as nx
-    from dvc.repo import Repo
+    import networkx as nx  # type: ignore[import-untyped]
+    from dvc.repo import Repo  # type: ignore[import-untyped]
 
     old_text = show(root, base, PARAMS_FILE) if PARAMS_FILE in changed else None
     old_params = (yaml.safe_load(old_text) or {}) if old_text is not None else None
