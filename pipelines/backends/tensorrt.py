@@ -1,16 +1,120 @@
-"""TensorRT backend: deserializes engines of the `tensorrt` target (needs TensorRT and a CUDA GPU)."""
+"""TensorRT backend: runs the engines of the `tensorrt` target (needs TensorRT and a CUDA GPU).
+
+Device memory, the stream and the timing events are PyTorch's, not pycuda's. TensorRT works in the
+CUDA runtime's primary context of the device, which is also the context PyTorch uses, so torch
+tensors are valid TensorRT bindings and the pytorch-cuda backend can run in the same process.
+pycuda's usual `autoinit` creates and pushes a second context of its own; the two then fight over
+which context is current. pycuda is also source-only on PyPI (it compiles against a CUDA toolkit),
+while torch is already a dependency.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pipelines.backends.base import BackendUnavailable
+import numpy as np
+
+from pipelines.backends.base import Arrays, BackendUnavailable
 from pipelines.backends.tensorrt_env import probe
+from pipelines.errors import ModelzooError
 
 if TYPE_CHECKING:
-    from pipelines.backends.base import Session
+    import tensorrt as trt
+    import torch
+
     from pipelines.descriptor import Endpoint
     from pipelines.workspace import ModelContext
+
+
+def _torch_dtypes() -> dict[trt.DataType, torch.dtype]:
+    import tensorrt as trt
+    import torch
+
+    return {
+        trt.DataType.FLOAT: torch.float32,
+        trt.DataType.HALF: torch.float16,
+        trt.DataType.BF16: torch.bfloat16,
+        trt.DataType.INT8: torch.int8,
+        trt.DataType.UINT8: torch.uint8,
+        trt.DataType.INT32: torch.int32,
+        trt.DataType.INT64: torch.int64,
+        trt.DataType.BOOL: torch.bool,
+    }
+
+
+class TrtSession:
+    """One deserialized engine and its execution context. `device_ms` holds the GPU time of each
+    run (CUDA events around execute_async_v3), without the host<->device copies."""
+
+    def __init__(self, path: Path, device: str):
+        import tensorrt as trt
+        import torch
+
+        self.path = path
+        self.device = torch.device(device)
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        # Plans built VERSION_COMPATIBLE carry the lean runtime they run on.
+        self.runtime.engine_host_code_allowed = True
+        with torch.cuda.device(self.device):
+            engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+            if engine is None:
+                raise ModelzooError(f"{path}: TensorRT {trt.__version__} cannot deserialize this engine")
+            self.engine: trt.ICudaEngine = engine
+            self.context: trt.IExecutionContext = engine.create_execution_context()
+            self.stream = torch.cuda.Stream(self.device)
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        dtypes = _torch_dtypes()
+        self.dtypes = {n: dtypes[engine.get_tensor_dtype(n)] for n in names}
+        self.device_ms: list[float] = []
+
+    def run(self, inputs: Arrays) -> Arrays:
+        import torch
+
+        missing = [n for n in self.inputs if n not in inputs]
+        if missing:
+            raise ModelzooError(f"{self.path}: inputs {missing} not given (engine inputs: {self.inputs})")
+        with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
+            bound: dict[str, torch.Tensor] = {}
+            for name in self.inputs:
+                t = torch.from_numpy(np.ascontiguousarray(inputs[name])).to(self.device, self.dtypes[name])
+                bound[name] = t
+                if not self.context.set_input_shape(name, tuple(t.shape)):
+                    profile = self.engine.get_tensor_profile_shape(name, 0)
+                    raise ModelzooError(
+                        f"{self.path}: input {name} shape {list(t.shape)} is outside the optimization profile "
+                        f"(min/opt/max {[_dims(d) for d in profile]})"
+                    )
+                self.context.set_tensor_address(name, t.data_ptr())
+            for name in self.outputs:
+                shape = _dims(self.context.get_tensor_shape(name))
+                if any(d < 0 for d in shape):
+                    raise ModelzooError(f"{self.path}: output {name} has a data-dependent shape {shape}: not supported")
+                bound[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
+                self.context.set_tensor_address(name, bound[name].data_ptr())
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record(self.stream)
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise ModelzooError(f"{self.path}: execute_async_v3 failed")
+            end.record(self.stream)
+            host = {n: bound[n].to("cpu", non_blocking=False) for n in self.outputs}
+        self.stream.synchronize()
+        self.device_ms.append(float(start.elapsed_time(end)))
+        return {n: t.numpy() for n, t in host.items()}
+
+    def close(self) -> None:
+        # Context before engine before runtime: TensorRT's required destruction order.
+        for attr in ("context", "engine", "runtime"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+
+
+def _dims(d: Any) -> list[int]:
+    return [int(d[i]) for i in range(len(d))]
 
 
 class TensorRTBackend:
@@ -23,9 +127,14 @@ class TensorRTBackend:
         if not endpoint.device.startswith("cuda"):
             raise BackendUnavailable(f"tensorrt needs a cuda device, not {endpoint.device}")
 
-    def open(self, ctx: ModelContext, component: str, endpoint: Endpoint) -> Session:
+    def open(self, ctx: ModelContext, component: str, endpoint: Endpoint) -> TrtSession:
+        from pipelines.targets.tensorrt import engine_path
+
         self.check(endpoint)
-        raise BackendUnavailable("the TensorRT runtime session is not implemented yet")
+        path = engine_path(ctx, probe().key, endpoint.precision, component)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not built (run the build stage first)")
+        return TrtSession(path, endpoint.device)
 
 
 BACKEND = TensorRTBackend()
