@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipelines.ci.bundle import make_bundle, merge_bundles
 from pipelines.ci.remote import configure_remote
@@ -25,7 +27,7 @@ stages:
     foreach: ${models}
     do:
       cmd: python make.py ${key}
-      deps: [make.py, src.txt]
+      deps: [make.py, "src-${key}.txt"]
       outs:
         - artifacts/${key}/out.bin
         - artifacts/${key}/verify.json:
@@ -36,7 +38,7 @@ import json, pathlib, sys
 name = sys.argv[1]
 d = pathlib.Path("artifacts") / name
 d.mkdir(parents=True, exist_ok=True)
-(d / "out.bin").write_bytes(pathlib.Path("src.txt").read_bytes() * 3 + name.encode())
+(d / "out.bin").write_bytes(pathlib.Path(f"src-{name}.txt").read_bytes() * 3 + name.encode())
 skipped = {"a_vs_tensorrt": {"status": "skipped", "reason": "no GPU"}}
 (d / "verify.json").write_text(json.dumps({"status": "pass", "scenarios": skipped}))
 """
@@ -62,7 +64,8 @@ def project(tmp_path: Path) -> Path:
     (root / "params.yaml").write_text("models:\n  one: {}\n  two: {}\n")
     (root / "dvc.yaml").write_text(DVC_YAML)
     (root / "make.py").write_text(MAKE)
-    (root / "src.txt").write_text("v1\n")
+    for name in ("one", "two"):
+        (root / f"src-{name}.txt").write_text("v1\n")
     sh(root, *DVC, "repro", "-q")
     sh(root, "git", "add", "-A")
     sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "init")
@@ -87,31 +90,56 @@ def test_verified_passes_then_names_the_stale_stage(project: Path) -> None:
 
 def test_leg_bundle_merge_and_pull_over_s3(project: Path, tmp_path: Path, s3_server, s3_bucket: str) -> None:  # type: ignore[no-untyped-def]
     registry = f"s3://{s3_bucket}/zoo"
-    # The publish job's checkout: the commit as it was, before the legs ran anything new.
-    publish = tmp_path / "publish"
-    sh(tmp_path, "git", "clone", "-q", str(project), str(publish))
-    # A leg: a change only the leg sees (the runner rebuilt `two`), pushed to the registry's DVC remote.
-    (project / "src.txt").write_text("v2\n")
-    sh(project, *DVC, "repro", "-q")
     assert configure_remote(project, registry, s3_server.endpoint) == f"{registry}/dvc"
-    sh(project, *DVC, "push", "-q")
-    bundle = tmp_path / "bundles" / "bundle-two-x86_64"
-    assert make_bundle(project, "two", "x86_64", bundle) == ["artifacts/two/verify.json"]
-    jetson = tmp_path / "bundles" / "bundle-two-aarch64"
-    make_bundle(project, "two", "aarch64", jetson)
+    sh(project, *DVC, "push", "-q")  # what earlier runs left in the registry
+    sh(project, "git", "branch", "before")
 
-    (publish / "src.txt").write_text("v2\n")  # the same source the leg saw
-    assert merge_bundles(publish, [bundle, jetson]) == ["two"]
+    # A push-to-main leg rebuilt `two` (its source changed) and pushed it to the registry's DVC remote.
+    (project / "src-two.txt").write_text("v2\n")
+    sh(project, "git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-am", "two v2")
+    publish = tmp_path / "publish"  # the publish job's checkout of that commit
+    sh(tmp_path, "git", "clone", "-q", str(project), str(publish))
+    sh(project, *DVC, "repro", "-q")
+    sh(project, *DVC, "push", "-q", "make@two")
+    bundles = tmp_path / "bundles"
+    assert make_bundle(project, "two", "x86_64", bundles / "bundle-two-x86_64") == ["artifacts/two/verify.json"]
+    make_bundle(project, "two", "aarch64", bundles / "bundle-two-aarch64")
+
+    assert merge_bundles(publish, sorted(bundles.iterdir())) == ["two"]  # the Jetson leg only gates
     configure_remote(publish, registry, s3_server.endpoint)
-    sh(publish, *DVC, "pull", "-q", "make@two")
+    sh(publish, *DVC, "pull", "-q")
     assert (publish / "artifacts/two/out.bin").read_bytes() == b"v2\n" * 3 + b"two"
-    with pytest.raises(ModelzooError, match=r"stage 'make@one'"):
-        check_verified(publish)  # `one` was not rebuilt by any leg here: refusing is right
+    assert check_verified(publish).models == ["one", "two"]
+
+    # Without the merge, the checkout's dvc.lock is the stale one: refused, naming the stage.
+    stale = tmp_path / "stale"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(stale))
+    configure_remote(stale, registry, s3_server.endpoint)
+    sh(stale, *DVC, "pull", "-q", "--allow-missing")
+    with pytest.raises(ModelzooError, match=r"stage 'make@two'"):
+        check_verified(stale)
 
     with pytest.raises(UsageError, match="no stage of model 'ghost'"):
         make_bundle(project, "ghost", "x86_64", tmp_path / "ghost")
     with pytest.raises(UsageError, match="not a bundle"):
         merge_bundles(publish, [tmp_path])
+
+
+def test_pull_request_leg_bundles_its_outputs(project: Path, tmp_path: Path) -> None:
+    """A pull request's leg cannot `dvc push`: its bundle carries the built bytes themselves."""
+    report = tmp_path / "report"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(report))
+    (project / "src-two.txt").write_text("pr\n")
+    (report / "src-two.txt").write_text("pr\n")
+    sh(project, *DVC, "repro", "-q")
+    files = make_bundle(project, "two", "x86_64", tmp_path / "b", with_outputs=True)
+    assert files == ["artifacts/two/out.bin", "artifacts/two/verify.json"]
+    merge_bundles(report, [tmp_path / "b"])
+    data = (report / "artifacts/two/out.bin").read_bytes()
+    assert data == b"pr\n" * 3 + b"two"
+    lock = yaml.safe_load((report / "dvc.lock").read_text())["stages"]["make@two"]
+    out = next(o for o in lock["outs"] if o["path"] == "artifacts/two/out.bin")
+    assert out["md5"] == hashlib.md5(data).hexdigest()  # the lock the report job sees names these bytes
 
 
 def test_dvc_remote_refuses_other_schemes(project: Path) -> None:

@@ -3,8 +3,10 @@
 A leg runs `dvc repro` for one model and `dvc push`es the cached outputs to the registry's DVC
 remote. What the remote does not hold travels in a bundle (a workflow artifact): the leg's
 dvc.lock and its `cache: false` outputs (verify.json, metrics.json, plots, the env fingerprints).
-The publish job merges the bundles: each model's `<stage>@<model>` entries, and the `env@*` ones,
-go into dvc.lock, so `dvc pull` then fetches exactly the bytes the legs verified.
+A pull request's legs may not write to the registry, so their bundles carry every output
+(`--with-outputs`). The publish job merges the bundles: each model's `<stage>@<model>` entries,
+and the `env@*` ones, go into dvc.lock, so `dvc pull` then fetches exactly the bytes the legs
+verified.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def _owned(stage: str, model: str) -> bool:
     return stage.endswith(f"@{model}") or stage.startswith("env@")
 
 
-def uncached_outputs(root: Path, model: str) -> list[str]:
-    """Paths of the `cache: false` outputs of the model's stages (and of the env stages)."""
+def outputs_of(root: Path, model: str, *, cached: bool = False) -> list[str]:
+    """The `cache: false` outputs of the model's stages and of the env stages (all outputs with `cached`)."""
     from dvc.repo import Repo  # type: ignore[import-untyped]
 
     with Repo(str(root)) as repo:
@@ -38,7 +40,7 @@ def uncached_outputs(root: Path, model: str) -> list[str]:
             for stage in repo.index.stages
             if _owned(stage.addressing, model)
             for out in stage.outs
-            if not out.use_cache
+            if cached or not out.use_cache
         )
 
 
@@ -52,7 +54,7 @@ def _read_lock(path: Path) -> dict[str, Any]:
     return data
 
 
-def make_bundle(root: Path, model: str, arch: str, out: Path) -> list[str]:
+def make_bundle(root: Path, model: str, arch: str, out: Path, *, with_outputs: bool = False) -> list[str]:
     lock = _read_lock(root / LOCK)
     missing = [s for s in lock["stages"] if s.endswith(f"@{model}")]
     if not missing:
@@ -62,7 +64,7 @@ def make_bundle(root: Path, model: str, arch: str, out: Path) -> list[str]:
     (out / FILES).mkdir(parents=True)
     shutil.copy2(root / LOCK, out / LOCK)
     copied = []
-    for rel in uncached_outputs(root, model):
+    for rel in outputs_of(root, model, cached=with_outputs):
         src = root / rel
         if src.is_dir():
             shutil.copytree(src, out / FILES / rel)
@@ -79,7 +81,8 @@ def make_bundle(root: Path, model: str, arch: str, out: Path) -> list[str]:
 def merge_bundles(root: Path, bundles: list[Path]) -> list[str]:
     """Apply bundles to the workspace; returns the models merged. Only x86_64 legs feed dvc.lock."""
     lock_path = root / LOCK
-    lock = _read_lock(lock_path)
+    # A first run has no dvc.lock yet: the legs' entries make it.
+    lock = _read_lock(lock_path) if lock_path.exists() else {"schema": "2.0", "stages": {}}
     merged = []
     for bundle in bundles:
         try:

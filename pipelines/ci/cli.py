@@ -142,12 +142,15 @@ def bundle(
     model: Annotated[str, typer.Argument(help="The model this matrix leg ran.")],
     arch: Annotated[str, typer.Option(help="The leg's runner architecture.")] = "x86_64",
     out: Annotated[Path, typer.Option(help="Bundle folder to (re)write.")] = Path("bundle"),
+    with_outputs: Annotated[
+        bool, typer.Option("--with-outputs", help="Also the DVC-cached outputs (a leg that cannot `dvc push`).")
+    ] = False,
 ) -> None:
     """Pack a leg's dvc.lock and `cache: false` outputs for the publish job (after `dvc repro` and `dvc push`)."""
     from pipelines.ci.bundle import make_bundle
 
-    files = make_bundle(_root(), model, arch, out)
-    typer.echo(f"bundle {out}: {model} ({arch}), dvc.lock + {len(files)} uncached output(s)")
+    files = make_bundle(_root(), model, arch, out, with_outputs=with_outputs)
+    typer.echo(f"bundle {out}: {model} ({arch}), dvc.lock + {len(files)} output(s)")
 
 
 @app.command()
