@@ -112,6 +112,8 @@ def test_publishing_jobs_never_overlap() -> None:
             assert conc.get("cancel-in-progress") is False, f"{workflow}:{job}: a publish must not be cancelled midway"
             groups[f"{workflow}:{job}"] = conc.get("group")
     assert groups == {"main.yml:publish": "publish-bleedingedge", "release.yml:release": "publish-release"}
+    # and runs of main keep push order, so an older run never commits back over a newer one
+    assert load(REPO / ".github/workflows/main.yml")["concurrency"] == {"group": "main", "cancel-in-progress": False}
 
 
 def test_gpu_work_runs_on_the_self_hosted_runners() -> None:
