@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import S3Server, free_port
-from consumer_registry import Art, put_raw_manifest, put_release, sha256, standard_files
 
 from pipelines.consumer.compat import RELEASE_RECORD, IncompatibleRelease, check_fetched
 from pipelines.consumer.fetch import IntegrityError, fetch
@@ -19,6 +17,8 @@ from pipelines.consumer.pin import Pin
 from pipelines.errors import ModelzooError
 from pipelines.registry.manifest import manifest_path
 from pipelines.registry.store import RegistryError, S3Store, open_store
+from tests.conftest import S3Server, free_port
+from tests.consumer_registry import Art, put_raw_manifest, put_release, sha256, standard_files
 
 MODELZOO = str(Path(sys.executable).with_name("modelzoo"))
 

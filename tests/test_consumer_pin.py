@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import S3Server
-from consumer_registry import put_release, standard_files
 
 from pipelines.consumer import IncompatibleRelease, check_interface
 from pipelines.consumer.pin import load_pin
 from pipelines.consumer.targets import target_matches
 from pipelines.errors import ModelzooError, UsageError
 from pipelines.registry.store import S3Store
+from tests.conftest import S3Server
+from tests.consumer_registry import put_release, standard_files
 
 MODELZOO = str(Path(sys.executable).with_name("modelzoo"))
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import S3Server
+
+from tests.conftest import S3Server
 
 BIN = Path(sys.executable).parent
 
@@ -80,21 +82,30 @@ def set_revisions(repo: Path, revisions: dict[str, int]) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump({"models": {m: {"revision": r} for m, r in revisions.items()}}))
 
 
+@dataclass(frozen=True)
+class Origin:
+    bare: Path  # a bare git repository with tags v1.0.0 and v1.1.0
+    registry: str  # the S3 registry whose dvc/ folder holds the outputs
+    endpoint: str
+
+
 @pytest.fixture(scope="module")
-def bare_repo(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Path:
-    """origin.git: v1.0.0 (alpha rev 1, beta rev 1) and v1.1.0 (alpha rev 2), outputs pushed to S3."""
-    s3_bucket = s3_server.new_bucket("dvc")
+def origin(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Origin:
+    """v1.0.0 (alpha rev 1, beta rev 1) and v1.1.0 (alpha rev 2), outputs pushed to the S3 registry."""
+    registry = f"s3://{s3_server.new_bucket('dvc')}/registry"
     tmp_path = tmp_path_factory.mktemp("origin")
     work = tmp_path / "work"
     work.mkdir()
     sh(env, work, "git", "init", "-q", "-b", "main")
     sh(env, work, "dvc", "init", "-q")
-    sh(env, work, "dvc", "remote", "add", "-d", "registry", f"s3://{s3_bucket}/dvc")
-    sh(env, work, "dvc", "remote", "modify", "registry", "endpointurl", s3_server.endpoint)
+    # As in this repository: the committed default remote is the embedded local registry, and
+    # `modelzoo ci dvc-remote` points it at the S3 registry in .dvc/config.local (never committed).
+    sh(env, work, "dvc", "remote", "add", "-d", "registry", "../registry/dvc")
     sh(env, work, "dvc", "remote", "modify", "registry", "verify", "true")
     (work / "dvc.yaml").write_text(DVC_YAML)
     (work / "make_onnx.py").write_text(MAKE_ONNX)
-    (work / ".gitignore").write_text("")
+    set_revisions(work, {"alpha": 1, "beta": 1})
+    sh(env, work, "modelzoo", "ci", "dvc-remote", "--registry", registry, "--endpoint", s3_server.endpoint)
     for tag, revisions in (("v1.0.0", {"alpha": 1, "beta": 1}), ("v1.1.0", {"alpha": 2, "beta": 1})):
         set_revisions(work, revisions)
         sh(env, work, "dvc", "repro", "-q")
@@ -104,12 +115,13 @@ def bare_repo(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory, env
         sh(env, work, "git", "tag", tag)
     bare = tmp_path / "origin.git"
     sh(env, tmp_path, "git", "clone", "-q", "--bare", str(work), str(bare))
-    return bare
+    return Origin(bare, registry, s3_server.endpoint)
 
 
-def test_dvc_pull_fetches_one_model_only(bare_repo: Path, tmp_path: Path, env: dict[str, str]) -> None:
+def test_dvc_pull_fetches_one_model_only(origin: Origin, tmp_path: Path, env: dict[str, str]) -> None:
     clone = tmp_path / "clone"
-    sh(env, tmp_path, "git", "clone", "-q", str(bare_repo), str(clone))
+    sh(env, tmp_path, "git", "clone", "-q", str(origin.bare), str(clone))
+    sh(env, clone, "modelzoo", "ci", "dvc-remote", "--registry", origin.registry, "--endpoint", origin.endpoint)
 
     sh(env, clone, "dvc", "pull", "export@alpha")
 
@@ -123,19 +135,20 @@ def test_dvc_pull_fetches_one_model_only(bare_repo: Path, tmp_path: Path, env: d
     assert (clone / "artifacts/beta/onnx/beta.onnx").read_text() == onnx_text("beta", 1)
 
 
-def test_dvc_get_by_release_tag(bare_repo: Path, tmp_path: Path, env: dict[str, str]) -> None:
+def test_dvc_get_by_release_tag(origin: Origin, tmp_path: Path, env: dict[str, str]) -> None:
+    # A remote of another name: `--remote-config` on the committed (local) remote cannot make it an S3 one.
+    s3 = ("--remote", "s3", "--remote-config", f"url={origin.registry}/dvc", f"endpointurl={origin.endpoint}")
     for tag, revision in (("v1.0.0", 1), ("v1.1.0", 2)):
         out = tmp_path / f"alpha-{tag}"
-        sh(env, tmp_path, "dvc", "get", str(bare_repo), "artifacts/alpha/onnx", "--rev", tag, "-o", str(out))
+        sh(env, tmp_path, "dvc", "get", str(origin.bare), "artifacts/alpha/onnx", "--rev", tag, "-o", str(out), *s3)
         assert (out / "alpha.onnx").read_text() == onnx_text("alpha", revision)
         assert [p.name for p in out.iterdir()] == ["alpha.onnx"]
 
-    missing = subprocess.run(
-        ["dvc", "get", str(bare_repo), "artifacts/alpha/onnx", "--rev", "v9.9.9", "-o", str(tmp_path / "x")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    def get(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = ["dvc", "get", str(origin.bare), "artifacts/alpha/onnx", "-o", str(tmp_path / "x"), *args]
+        return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    # The committed remote (the embedded local registry) does not serve a consumer: the S3 one did.
+    assert get("--rev", "v1.0.0").returncode != 0
+    missing = get("--rev", "v9.9.9", *s3)
     assert missing.returncode != 0 and "v9.9.9" in missing.stderr
