@@ -132,7 +132,7 @@ def test_bad_object_is_refused_and_nothing_placed(registry: S3Store, tmp_path: P
 
     proc = run_cli("fetch", "--pin", str(pin), "--dest", str(dest), cwd=tmp_path)
 
-    assert proc.returncode == 5, proc.stderr
+    assert proc.returncode == 6, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert bad.path in lines[0] and bad.sha256 in lines[0]
@@ -150,7 +150,7 @@ def test_interface_outside_accepted_major_is_refused(registry: S3Store, tmp_path
 
     pin = write_pin(tmp_path / "modelzoo.yaml", make_pin(registry, version="2.0.0"))
     proc = run_cli("fetch", "--pin", str(pin), "--dest", str(dest), cwd=tmp_path)
-    assert proc.returncode == 6 and proc.stderr.count("\n") == 1 and "known unsupported" in proc.stderr
+    assert proc.returncode == 5 and proc.stderr.count("\n") == 1 and "known unsupported" in proc.stderr
     assert not dest.exists()
 
 

@@ -144,7 +144,7 @@ def test_pin_writes_then_updates(s3_server: S3Server, s3_bucket: str, tmp_path: 
     assert yaml.safe_load(pin.read_text()) == {**data, "version": "1.3.0", "models": ["alpha"]}
 
     major = run_cli("pin", "--version", "2.0.0", cwd=tmp_path)
-    assert major.returncode == 6 and "interface 2.0.0 is not accepted (>=1.0.0,<2.0.0)" in major.stderr
+    assert major.returncode == 5 and "interface 2.0.0 is not accepted (>=1.0.0,<2.0.0)" in major.stderr
     assert yaml.safe_load(pin.read_text())["version"] == "1.3.0"
     accepted = run_cli("pin", "--version", "2.0.0", "--interface", ">=2.0.0,<3.0.0", cwd=tmp_path)
     assert accepted.returncode == 0, accepted.stderr

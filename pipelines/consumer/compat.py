@@ -27,7 +27,7 @@ _CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
 
 
 class IncompatibleRelease(ModelzooError):
-    exit_code = 6
+    exit_code = 5  # as `modelzoo release check` on a version that does not fit
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ PART_SUFFIX = ".part"
 
 
 class IntegrityError(ModelzooError):
-    exit_code = 5
+    exit_code = 6  # as `modelzoo registry audit` on a corrupted object
 
 
 @dataclass(frozen=True)
