@@ -284,3 +284,19 @@ def test_commit_back_pushes_once_and_rebases_over_a_concurrent_push(tmp_path: Pa
 
     with pytest.raises(ModelzooError, match=r"NOPE\.md: not found"):
         commit_back(runner, ["NOPE.md"], "x")
+
+
+# --- next tag --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("level", "want"), [("X", "2.0.0"), ("Y", "1.3.0"), ("Z", "1.2.4")])
+def test_bumped_follows_the_modelzoo_rules(level: str, want: str) -> None:
+    from pipelines.ci.bump import bumped
+
+    assert bumped("1.2.3", level) == want
+
+
+def test_next_tag_of_an_empty_registry_is_the_first_release(tmp_path: Path) -> None:
+    proc = modelzoo(REPO, "ci", "next-tag", "--registry", str(tmp_path / "empty-registry"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "v1.0.0 (no release yet)"
