@@ -1,0 +1,154 @@
+"""CenterPoint end to end: `dvc repro` of its stages in a temporary repository (shrunk training), the
+exported files, the split pipeline against mmdet3d's own `predict`, and verify against a perturbed
+voxel size."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.descriptor import Endpoint, Tolerance, load_descriptor
+from pipelines.tasks import Model, get_task
+from pipelines.tasks.detection3d.decode import Boxes3D
+from pipelines.tasks.detection3d.match import compare_boxes
+from pipelines.workspace import ModelContext
+from tests.helpers import BIN, REPO, modelzoo, read_yaml, run, write_yaml
+
+MODEL = "centerpoint"
+ENCODER, HEAD = "pts_voxel_encoder", "pts_backbone_neck_head"
+
+
+def test_descriptor_and_config_load() -> None:
+    ctx = ModelContext(REPO, load_descriptor(REPO, MODEL))
+    task = get_task(ctx)
+    assert [c.name for c in ctx.descriptor.components] == [ENCODER, HEAD]
+    assert task.params.grid_size == (128, 128, 1)
+    assert task.params.encoder_in_feature_size == ctx.descriptor.components[0].inputs[0].shape[2]
+    assert task.params.max_points_per_voxel == ctx.descriptor.components[0].inputs[0].shape[1]
+    assert (task.load_dim, task.use_dim) == (5, [0, 1, 2, 3])
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository holding only centerpoint, with a short training, after `dvc repro evaluate@centerpoint`."""
+    dest = tmp_path_factory.mktemp("centerpoint") / "repo"
+    dest.mkdir()
+    for f in ("dvc.yaml", ".gitignore", ".dvcignore"):
+        if (REPO / f).exists():
+            shutil.copy(REPO / f, dest / f)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO / "pipelines", dest / "pipelines", ignore=ignore)
+    shutil.copytree(REPO / "models" / MODEL, dest / "models" / MODEL, ignore=ignore)
+    params = read_yaml(REPO / "params.yaml")
+    params["models"] = {MODEL: params["models"][MODEL]}
+    params["reference_models"] = [MODEL]
+    write_yaml(dest / "params.yaml", params)
+    desc = read_yaml(dest / "models" / MODEL / "model.yaml")
+    desc["reference"]["options"].update(train=24, val=4, epochs=2)
+    desc["verification"]["samples"] = 3
+    write_yaml(dest / "models" / MODEL / "model.yaml", desc)
+    run(["git", "init", "-q"], dest)
+    run([str(BIN / "dvc"), "init", "-q"], dest)
+    run([str(BIN / "dvc"), "config", "core.analytics", "false"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
+    run([str(BIN / "dvc"), "repro", f"evaluate@{MODEL}"], dest)
+    return dest
+
+
+@pytest.mark.slow
+def test_dvc_repro_exports_verifies_and_evaluates(repo: Path) -> None:
+    import onnx
+
+    art = repo / "artifacts" / MODEL
+    shapes = {}
+    for comp in (ENCODER, HEAD):
+        model = onnx.load(str(art / "onnx" / f"{comp}.onnx"))
+        for vi in [*model.graph.input, *model.graph.output]:
+            shapes[vi.name] = [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+    assert shapes == {
+        "input_features": ["num_voxels", 8, 10],
+        "pillar_features": ["num_voxels", 1, 32],
+        "spatial_features": [1, 32, 128, 128],
+        "heatmap": [1, 3, 64, 64],
+        "reg": [1, 2, 64, 64],
+        "height": [1, 1, 64, 64],
+        "dim": [1, 3, 64, 64],
+        "rot": [1, 2, 64, 64],
+        "vel": [1, 2, 64, 64],
+    }
+    ml = read_yaml(art / "onnx" / "centerpoint_ml_package.param.yaml")["/**"]["ros__parameters"]
+    assert ml["model_params"]["voxel_size"] == [0.4, 0.4, 6.0] and ml["model_version"] == "1.0.0"
+    node = read_yaml(art / "onnx" / "centerpoint.param.yaml")["/**"]["ros__parameters"]
+    assert node["encoder_onnx_path"] == f"{ENCODER}.onnx" and "modelzoo_version" in node
+    verify = json.loads((art / "verify.json").read_text())
+    scenario = verify["scenarios"]["pytorch-cpu-fp32_vs_onnxruntime-cpu-fp32"]
+    assert verify["status"] == "pass" and scenario["status"] == "pass"
+    assert {f"{ENCODER}.pillar_features", f"{HEAD}.heatmap", "boxes.center", "boxes.matched"} <= set(
+        scenario["outputs"]
+    )
+    metrics = json.loads((art / "metrics.json").read_text())
+    for backend in ("pytorch-cpu-fp32", "onnxruntime-cpu-fp32"):
+        m = metrics["backends"][backend]
+        assert {"mAP", "AP_car", "AP_car_0.5m", "AP_pedestrian_4m"} <= set(m)
+        assert set(m["latency_ms"]) == {"preprocess", ENCODER, "scatter", HEAD, "postprocess", "total"}
+    assert "mAP" in run([str(BIN / "dvc"), "metrics", "show", "--json"], repo).stdout
+
+
+def to_boxes(instances) -> Boxes3D:  # type: ignore[no-untyped-def]
+    """mmdet3d's prediction (bottom-centre LiDAR boxes) as the task's gravity-centre Boxes3D."""
+    t = instances.bboxes_3d.tensor.numpy().copy()
+    t[:, 2] += t[:, 5] / 2
+    return Boxes3D(t[:, :7], t[:, 7:9], instances.scores_3d.numpy(), instances.labels_3d.numpy().astype(np.int64))
+
+
+@pytest.mark.slow
+def test_split_pipeline_equals_mmdet3d_predict(repo: Path) -> None:
+    import torch
+    from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
+
+    from pipelines.latency import Timer
+    from pipelines.sources.openmmlab import build_detector
+
+    ctx = ModelContext(repo, load_descriptor(repo, MODEL))
+    task = get_task(ctx)
+    frames = task.load_samples(ctx.dataset, "val", 4)
+    detector, _ = build_detector(ctx)
+    model = Model(ctx, Endpoint(backend="pytorch"))
+    found = 0
+    try:
+        for f in frames:
+            ours = task.run(model, f, Timer()).prediction
+            sample = Det3DDataSample(metainfo={"box_type_3d": LiDARInstance3DBoxes})
+            with torch.no_grad():
+                data = detector.data_preprocessor(
+                    {"inputs": {"points": [torch.from_numpy(f.points)]}, "data_samples": [sample]}, False
+                )
+                want = to_boxes(detector.predict(data["inputs"], data["data_samples"])[0].pred_instances_3d)
+            res = compare_boxes(want, ours, lambda _: Tolerance(atol=1e-4, rtol=1e-4), task.params.score_threshold)
+            assert all(r["pass"] for r in res.values()), res
+            found += res["boxes.matched"]["pairs"]
+    finally:
+        model.close()
+    assert found > 0  # boxes were compared, not only empty lists
+
+
+@pytest.mark.slow
+def test_verify_catches_a_perturbed_voxel_size(repo: Path, tmp_path: Path) -> None:
+    """The deployed side preprocesses with the exported ROS parameters, PyTorch with the config: a config
+    whose voxel size moved after export no longer matches the artifacts, and verify says so."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, symlinks=True)
+    config = copy / "models" / MODEL / "config.py"
+    text = config.read_text()
+    assert "voxel_size = [0.4, 0.4, 6.0]" in text
+    config.write_text(text.replace("voxel_size = [0.4, 0.4, 6.0]", "voxel_size = [0.401, 0.401, 6.0]"))
+    proc = modelzoo(["verify", MODEL], copy, check=False)
+    assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("error: artifacts/centerpoint/verify.json: pytorch-cpu-fp32_vs_onnxruntime-cpu-fp32"), err
+    assert "Traceback" not in proc.stderr
