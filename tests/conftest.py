@@ -66,3 +66,67 @@ def s3_server() -> Iterator[S3Server]:
 def s3_bucket(s3_server: S3Server) -> str:
     """A fresh, empty bucket on the session's S3 server."""
     return s3_server.new_bucket()
+
+
+def copy_repo(dest: Path) -> Path:
+    """The working tree's tracked and unignored files (no artifacts, data or caches) in a fresh git repo."""
+    import shutil
+    import subprocess
+
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file() and not rel.startswith(("artifacts/", "data/")):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository, calibration_status alone wired in params.yaml, where `dvc repro` ran its
+    whole graph (~80 s, once per session).
+
+    Tests copy it (`shutil.copytree`) before changing anything.
+    """
+    import shutil
+
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    if prebuilt := os.environ.get("MODELZOO_TEST_PIPELINE_REPO"):
+        # Local iteration only: reuse a repository built by build_pipeline_repo() earlier.
+        return Path(shutil.copytree(prebuilt, repo, symlinks=True))
+    return build_pipeline_repo(repo)
+
+
+def build_pipeline_repo(repo: Path) -> Path:
+    import subprocess
+    import sys
+
+    import yaml
+
+    copy_repo(repo)
+    # Only calibration_status is wired: the release holds exactly the model built here.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["models"] = {"calibration_status": params["models"]["calibration_status"]}
+    params["reference_models"] = ["calibration_status"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MODELZOO_ROOT", None)
+    done = subprocess.run(
+        ["dvc", "repro", "evaluate@calibration_status"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return repo
