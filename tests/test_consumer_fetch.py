@@ -109,10 +109,16 @@ def test_modified_local_file_is_fetched_again(registry: S3Store, tmp_path: Path)
     fetch(make_pin(registry), tmp_path, dest)
     onnx = dest / "alpha" / "alpha.onnx"
     onnx.write_bytes(b"edited by hand")
+    stale = dest / "alpha" / ".alpha.onnx.k1ll3d.part"  # what a killed fetch leaves
+    stale.write_bytes(b"half")
 
     report = fetch(make_pin(registry), tmp_path, dest)
     assert report.fetched == ["alpha/alpha.onnx"]
     assert onnx.read_bytes() == alpha[0].data
+    assert not stale.exists()
+    assert sorted(p.name for p in (dest / "alpha").iterdir()) == sorted(
+        [a.name for a in alpha if a.target in ("onnx", "ros")] + [RELEASE_RECORD]
+    )
 
 
 @pytest.mark.parametrize("damage", ["corrupted", "truncated", "longer"])

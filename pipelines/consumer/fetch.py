@@ -9,6 +9,7 @@ present with the right hash are not downloaded again.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -18,14 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from pydantic import ValidationError
-
 from pipelines.consumer.compat import RELEASE_RECORD, check_interface
 from pipelines.consumer.pin import Pin, check_version
 from pipelines.consumer.targets import select_files
 from pipelines.errors import ModelzooError
 from pipelines.fileio import CHUNK, sha256_file, write_text
-from pipelines.registry.manifest import FileEntry, Manifest, manifest_path
+from pipelines.registry.manifest import FileEntry, Manifest, manifest_path, parse_manifest
 from pipelines.registry.store import RegistryError, Store, open_store
 
 MAX_MANIFEST = 64 << 20
@@ -67,12 +66,8 @@ class FetchReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _first_error(err: ValidationError) -> str:
-    e = err.errors()[0]
-    return f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-
-
 def read_manifest(store: Store, version: str) -> tuple[Manifest, int]:
+    """One GET (no listing, no HEAD: an HTTP registry serves neither), capped in size."""
     key = manifest_path(version)
     where = f"{store.url}/{key}"
     with store.open_read(key) as f:
@@ -80,10 +75,9 @@ def read_manifest(store: Store, version: str) -> tuple[Manifest, int]:
     if len(data) > MAX_MANIFEST:
         raise RegistryError(f"{where}: larger than {MAX_MANIFEST >> 20} MiB, not a manifest")
     try:
-        manifest = Manifest.model_validate(json.loads(data))
-    except ValueError as err:  # JSON and pydantic errors
-        detail = _first_error(err) if isinstance(err, ValidationError) else str(err).splitlines()[0]
-        raise RegistryError(f"{where}: invalid manifest: {detail}") from None
+        manifest = parse_manifest(data, f"{where}: invalid manifest")
+    except ValueError as err:
+        raise RegistryError(str(err)) from None
     if manifest.version != version:
         raise RegistryError(f"{where}: says version {manifest.version}, expected {version}")
     return manifest, len(data)
@@ -254,6 +248,8 @@ def fetch(pin: Pin, base: Path, dest: Path | None = None, *, progress: bool = Fa
             if _present(p):
                 report.up_to_date.append(p.rel)
                 continue
+            for stale in p.dest.parent.glob(f".{glob.escape(p.dest.name)}.*{PART_SUFFIX}"):
+                stale.unlink(missing_ok=True)  # left by a fetch that was killed
             tmp = staging.temp_for(p.dest)
             with store.open_read(p.entry.path) as src, open(tmp, "wb") as dst:
                 report.bytes_downloaded += _copy_verified(src, dst, p, progress)
