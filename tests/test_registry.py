@@ -329,3 +329,31 @@ def test_registry_init_adds_abort_rule(s3_server, s3_bucket: str, repo: Path) ->
     rules = reg.store().lifecycle_rules()
     assert [r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] for r in rules] == [1]
     assert rules[0]["Filter"]["Prefix"] == "zoo/"
+
+
+def test_dvc_remote_verifies_pulled_objects(repo: Path, tmp_path: Path) -> None:
+    """publish pushes the pipeline cache to <registry>/dvc with verify = true: a corrupted object is refused."""
+    import shutil
+    import subprocess
+    import sys
+
+    from pipelines.registry.publish import DVC_REMOTE
+
+    reg = Registry(str(tmp_path / "registry"), None)
+    publish(repo, reg.store(), "bleedingedge", registry_url=reg.url)
+    config = (repo / ".dvc" / "config.local").read_text()
+    assert f"url = {tmp_path / 'registry' / 'dvc'}" in config and "verify = true" in config
+    lock = (repo / "dvc.lock").read_text()
+    ckpt_md5 = lock.split("path: artifacts/calibration_status/reference/checkpoint.pth")[1].split("md5: ")[1][:32]
+    obj = tmp_path / "registry" / "dvc" / "files" / "md5" / ckpt_md5[:2] / ckpt_md5[2:]
+    obj.chmod(0o644)
+    data = bytearray(obj.read_bytes())
+    data[0] ^= 0xFF
+    obj.write_bytes(bytes(data))
+
+    shutil.rmtree(repo / ".dvc" / "cache")
+    shutil.rmtree(repo / "artifacts" / MODEL / "reference")
+    dvc = [sys.executable, "-m", "dvc", "pull", "--remote", DVC_REMOTE, f"train@{MODEL}"]
+    done = subprocess.run(dvc, cwd=repo, capture_output=True, text=True)
+    assert done.returncode != 0 and "reference" in done.stdout + done.stderr
+    assert not (repo / "artifacts" / MODEL / "reference" / "checkpoint.pth").exists()
