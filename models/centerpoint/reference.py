@@ -157,6 +157,25 @@ def _augment(rng: np.random.Generator, points: np.ndarray, boxes: np.ndarray) ->
     return points, boxes
 
 
+def _flat_batch_norm(detector: Any) -> None:
+    """Training speed only: PyTorch's CPU batch norm is ~3x slower on the PFN layers' (pillars, channels,
+    points) layout than on the same numbers flattened to (pillars * points, channels). Same statistics,
+    same parameters and state-dict keys; the saved checkpoint is plain mmdet3d."""
+    import torch
+
+    class FlatBatchNorm1d(torch.nn.BatchNorm1d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.dim() != 3:
+                return super().forward(x)
+            n, c, length = x.shape
+            flat = super().forward(x.transpose(1, 2).reshape(n * length, c))
+            return flat.reshape(n, length, c).transpose(1, 2)
+
+    for pfn in detector.pts_voxel_encoder.pfn_layers:
+        if type(pfn.norm) is torch.nn.BatchNorm1d:
+            pfn.norm.__class__ = FlatBatchNorm1d
+
+
 def train(ctx: Any, checkpoint: Path) -> dict[str, Any]:
     """Deterministic plain loop over mmdet3d's `loss()` on the train split; returns the training log."""
     import torch
@@ -173,6 +192,7 @@ def train(ctx: Any, checkpoint: Path) -> dict[str, Any]:
     if options.get("threads"):
         torch.set_num_threads(int(options["threads"]))
     detector, _ = build_detector(ctx, checkpoint=False)
+    _flat_batch_norm(detector)
     frames = get_task(ctx).load_samples(ctx.dataset, "train", -1)
     epochs, batch, lr = int(options.get("epochs", 6)), int(options.get("batch", 4)), float(options.get("lr", 4e-3))
     steps = epochs * ((len(frames) + batch - 1) // batch)
@@ -207,11 +227,13 @@ def train(ctx: Any, checkpoint: Path) -> dict[str, Any]:
             opt.step()
             sched.step()
             for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + float(value) * len(points)
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(points)
         line = f"epoch {epoch + 1}/{epochs} " + " ".join(f"{k} {v / len(frames):.4f}" for k, v in sums.items())
         line += f" ({time.perf_counter() - start:.0f}s)"
         log.info(line)
         lines.append(line)
     detector.eval()
+    for pfn in detector.pts_voxel_encoder.pfn_layers:
+        pfn.norm.__class__ = torch.nn.BatchNorm1d
     torch.save({"state_dict": detector.state_dict(), "meta": {"config": ctx.descriptor.source.config}}, checkpoint)
     return {"seconds": round(time.perf_counter() - start, 1), "steps": steps, "log": lines}

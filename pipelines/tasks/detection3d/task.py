@@ -59,6 +59,7 @@ class Detection3DTask(Task):
             raise ModelzooError(f"{where}.{self.head.name}.outputs: {outputs}, needs {list(HEAD_OUTPUTS)}")
         cfg = load_config(ctx)
         self.params = deploy.from_config(cfg)
+        self.check_shapes(self.params, deploy.CONFIG)
         self.load_dim, self.use_dim = load_points_settings(cfg)
         if len(self.use_dim) != self.params.point_feature_size:
             raise ModelzooError(
@@ -72,8 +73,21 @@ class Detection3DTask(Task):
         if endpoint.backend == "pytorch":
             return self.params
         if self._deployed is None:
-            self._deployed = deploy.from_ros_files(self.params, self.ctx.onnx_dir)
+            p = deploy.from_ros_files(self.params, self.ctx.onnx_dir)
+            self.check_shapes(p, f"{self.ctx.onnx_dir / deploy.ML_PACKAGE}.param.yaml")
+            self._deployed = p
         return self._deployed
+
+    def check_shapes(self, p: deploy.DeployParams, where: str) -> None:
+        """The voxel grid and point features the parameters make must be what the ONNX files take."""
+        _, points, features = self.encoder.inputs[0].shape
+        *_, ny, nx = self.head.inputs[0].shape
+        made = (p.max_points_per_voxel, p.encoder_in_feature_size, p.grid_size[1], p.grid_size[0])
+        if made != (points, features, ny, nx):
+            raise ModelzooError(
+                f"{where}: makes {made[0]} points x {made[1]} features per pillar on a {made[3]} x {made[2]} grid, "
+                f"the model takes {points} x {features} on {nx} x {ny} (models/{self.ctx.name}/model.yaml)"
+            )
 
     def load_samples(self, dataset: Path, split: str, limit: int) -> list[Frame]:
         return load_frames(
