@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -309,3 +312,33 @@ def test_progress_for_large_files(tmp_path: Path) -> None:
     assert "alpha/alpha.onnx: 100%" in shown.stderr and "17.0M/17.0M" in shown.stderr, shown.stderr
     assert quiet.stderr == ""
     assert (tmp_path / "a" / "alpha" / "alpha.onnx").read_bytes() == big
+
+
+def test_http_connection_cut_mid_file(tmp_path: Path) -> None:
+    """A server that promises more bytes than it sends (a dropped connection): refused, nothing placed."""
+    local = open_store(str(tmp_path / "reg"))
+    alpha = standard_files("alpha")
+    manifest = put_release(local, "1.2.0", {"alpha": alpha})
+    entry = next(f for f in manifest.models["alpha"].files if f.name == "alpha.onnx")
+    cut, owed = entry.path, entry.size - entry.size // 2
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            super().__init__(*args, directory=str(tmp_path / "reg"), **kw)
+
+        def copyfile(self, source: Any, outputfile: Any) -> None:
+            data = source.read()
+            outputfile.write(data[: len(data) // 2] if self.path.endswith(cut) else data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pin = Pin(registry=f"http://127.0.0.1:{server.server_address[1]}", version="1.2.0", models=["alpha"])
+        with pytest.raises(RegistryError, match=rf"{cut}: download interrupted: connection closed {owed} bytes early"):
+            fetch(pin, tmp_path, tmp_path / "dest")
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "dest").exists()

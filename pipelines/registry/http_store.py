@@ -98,10 +98,15 @@ class _Body:
 
     def read(self, size: int = -1) -> bytes:
         try:
-            return self._resp.read(size if size is not None and size >= 0 else None)
+            data = self._resp.read(size if size is not None and size >= 0 else None)
         except (OSError, http.client.HTTPException) as err:
-            # IncompleteRead included: the server sent fewer bytes than its Content-Length.
             raise RegistryError(f"{self._where}: download interrupted: {type(err).__name__}") from None
+        if not data and size != 0 and self._resp.length:
+            # read(n) answers b"" when the connection closes early; `length` is what Content-Length still owes.
+            raise RegistryError(
+                f"{self._where}: download interrupted: connection closed {self._resp.length} bytes early"
+            )
+        return data
 
     def close(self) -> None:
         self._resp.close()
