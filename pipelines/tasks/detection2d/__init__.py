@@ -1,0 +1,145 @@
+"""2D object detection (YOLOX-style outputs): letterbox in, per-anchor predictions out, COCO metrics.
+
+The model component takes letterboxed BGR pixels (0-255, float32, NCHW; any normalization is part
+of the graph) and returns three per-anchor tensors: `boxes` (B, N, 4) raw regressions, `objectness`
+(B, N) and `class_scores` (B, N, C), both after the sigmoid. Decoding, score threshold and NMS are
+here, so every backend's raw outputs become detections the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.errors import DescriptorError
+from pipelines.latency import Timer
+from pipelines.tasks.base import Model, Task
+from pipelines.tasks.detection2d import coco
+from pipelines.tasks.detection2d.boxes import Detections, grid_priors, letterbox, select, unletterbox
+from pipelines.tasks.detection2d.coco import Sample
+
+
+class Detection2DOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    class_names: list[str] = Field(min_length=1)
+    strides: list[int] = Field([8, 16, 32], min_length=1)
+    pad_value: int = Field(114, ge=0, le=255)
+    # Evaluation post-processing (COCO mAP wants the low-score tail too, as mmdet's val does).
+    score_threshold: float = Field(0.01, ge=0, le=1)
+    nms_threshold: float = Field(0.65, gt=0, le=1)
+    max_detections: int = Field(100, ge=1)
+    # The operating point written to the ROS parameter file (Autoware's tensorrt_yolox default).
+    ros_score_threshold: float = Field(0.35, ge=0, le=1)
+    # Dataset layout, relative to the dataset folder; {split} is the evaluation split (COCO's own).
+    annotations: str = "annotations/instances_{split}.json"
+    images: str = "{split}"
+
+
+class Detection2DTask(Task):
+    Options = Detection2DOptions
+    options: Detection2DOptions
+
+    def __init__(self, ctx: Any):
+        super().__init__(ctx)
+        where = f"models/{ctx.name}/model.yaml: components"
+        comp = ctx.descriptor.components[0]
+        if len(ctx.descriptor.components) != 1 or len(comp.inputs) != 1 or len(comp.outputs) != 3:
+            raise DescriptorError(f"{where}: detection2d needs one component, one input, 3 outputs")
+        self.component = comp.name
+        self.input_name = comp.inputs[0].name
+        self.output_names = [o.name for o in comp.outputs]
+        _, channels, h, w = comp.inputs[0].shape
+        if channels != 3 or not isinstance(h, int) or not isinstance(w, int):
+            raise DescriptorError(f"{where}.{comp.name}.inputs: needs [batch, 3, height, width], fixed height/width")
+        self.input_size = (h, w)
+        if any(h % s or w % s for s in self.options.strides):
+            raise DescriptorError(f"{where}.{comp.name}.inputs: {h}x{w} is not divisible by {self.options.strides}")
+        self.priors = grid_priors(self.input_size, self.options.strides)
+        self._last: tuple[tuple[int, int], coco.CocoMetrics] | None = None
+        scores = comp.outputs[2].shape
+        if scores[1:] != [len(self.priors), len(self.options.class_names)]:
+            raise DescriptorError(
+                f"{where}.{comp.name}.outputs.{comp.outputs[2].name}: shape {scores}, expected "
+                f"[batch, {len(self.priors)}, {len(self.options.class_names)}] (anchors x task_options.class_names)"
+            )
+
+    def paths(self, dataset: Path, split: str) -> tuple[Path, Path]:
+        return (
+            dataset / self.options.annotations.format(split=split),
+            dataset / self.options.images.format(split=split),
+        )
+
+    def load_samples(self, dataset: Path, split: str, limit: int) -> list[Sample]:
+        annotations, images = self.paths(dataset, split)
+        return coco.load(annotations, images, self.options.class_names, limit)
+
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
+        """HWC BGR uint8 -> (1, 3, H, W) float32 letterboxed pixels, and where the image went."""
+        boxed, lb = letterbox(image, self.input_size, self.options.pad_value)
+        return np.ascontiguousarray(boxed.transpose(2, 0, 1)[None], dtype=np.float32), lb
+
+    def postprocess(self, outputs: dict[str, np.ndarray], index: int = 0) -> Detections:
+        """Image `index` of a batch of raw outputs -> detections in input pixels (before unletterbox)."""
+        from pipelines.tasks.detection2d.boxes import decode
+
+        raw, obj, cls = (outputs[n][index] for n in self.output_names)
+        o = self.options
+        return select(decode(raw, self.priors), obj, cls, o.score_threshold, o.nms_threshold, o.max_detections)
+
+    def infer(self, model: Model, sample: Sample, timer: Timer) -> Detections:
+        image = coco.read_image(sample)
+        with timer.part("preprocess"):
+            x, lb = self.preprocess(image)
+        outputs = model(self.component, {self.input_name: x})
+        with timer.part("postprocess"):
+            return unletterbox(self.postprocess(outputs), lb, sample.width, sample.height)
+
+    def _evaluate(self, predictions: Sequence[Detections], samples: Sequence[Sample]) -> coco.CocoMetrics:
+        # metrics() and plots() are called back to back on the same lists: evaluate once.
+        key = (id(predictions), id(samples))
+        if self._last is None or self._last[0] != key:
+            names = self.options.class_names
+            gt = coco.ground_truth(samples, names)
+            self._last = (key, coco.evaluate(gt, coco.results(predictions, samples), names))
+        return self._last[1]
+
+    def metrics(self, predictions: Sequence[Detections], samples: Sequence[Sample]) -> dict[str, Any]:
+        m = self._evaluate(predictions, samples)
+        out: dict[str, Any] = {k: round(v, 6) for k, v in m.stats.items()}
+        out.update({f"AP_{name}": round(v, 6) for name, v in m.per_class_ap.items()})
+        out["detections"] = int(sum(len(p) for p in predictions))
+        return out
+
+    def plots(self, predictions: Sequence[Detections], samples: Sequence[Sample]) -> dict[str, list[dict[str, Any]]]:
+        m = self._evaluate(predictions, samples)
+        recall = np.linspace(0, 1, 101)
+        return {
+            "pr_curve_iou50": [
+                {"class": name, "recall": round(float(r), 2), "precision": round(p, 6)}
+                for name, curve in m.pr_curve_50.items()
+                for r, p in zip(recall, curve, strict=True)
+                if p >= 0
+            ]
+        }
+
+    def ros_params(self) -> dict[str, dict[str, Any]]:
+        """Autoware tensorrt_yolox-style parameters (input size, labels, thresholds)."""
+        h, w = self.input_size
+        return {
+            self.ctx.name: {
+                "model_path": f"{self.component}.onnx",
+                "input_height": h,
+                "input_width": w,
+                "class_labels": list(self.options.class_names),
+                "score_threshold": self.options.ros_score_threshold,
+                "nms_threshold": self.options.nms_threshold,
+            }
+        }
+
+
+TASK = Detection2DTask

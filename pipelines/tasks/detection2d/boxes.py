@@ -1,0 +1,93 @@
+"""Box arithmetic shared by every backend: letterbox, YOLOX-style decoding, score threshold, NMS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where an image went in the model input: resized by `scale`, pasted at the top-left corner."""
+
+    scale: float
+    width: int  # the resized image inside the input
+    height: int
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], pad_value: int) -> tuple[np.ndarray, Letterbox]:
+    """Resize an HWC image to fit (height, width) keeping its aspect ratio; pad right/bottom.
+
+    mmdet's Resize(keep_ratio) + Pad and Autoware's tensorrt_yolox do the same, so the model sees
+    identical pixels in training, evaluation and deployment.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(size[0] / h, size[1] / w)
+    nw, nh = int(w * scale + 0.5), int(h * scale + 0.5)
+    out = np.full((size[0], size[1], image.shape[2]), pad_value, dtype=image.dtype)
+    out[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return out, Letterbox(scale, nw, nh)
+
+
+def grid_priors(size: tuple[int, int], strides: list[int]) -> np.ndarray:
+    """(N, 3): x, y, stride of every anchor point, level by level, row-major (mmdet's MlvlPointGenerator)."""
+    levels = []
+    for s in strides:
+        ys, xs = np.mgrid[0 : size[0] // s, 0 : size[1] // s]
+        levels.append(np.stack([xs.ravel() * s, ys.ravel() * s, np.full(xs.size, s)], axis=1))
+    return np.concatenate(levels).astype(np.float32)
+
+
+def decode(raw: np.ndarray, priors: np.ndarray) -> np.ndarray:
+    """YOLOX regressions (dx, dy, log w, log h) in stride units -> x1, y1, x2, y2 in input pixels."""
+    stride = priors[:, 2:3]
+    centre = raw[..., :2] * stride + priors[:, :2]
+    half = np.exp(np.minimum(raw[..., 2:4], 20.0)) * stride / 2
+    return np.concatenate([centre - half, centre + half], axis=-1)
+
+
+@dataclass(frozen=True)
+class Detections:
+    boxes: np.ndarray  # (K, 4) x1, y1, x2, y2 in original image pixels
+    scores: np.ndarray  # (K,)
+    labels: np.ndarray  # (K,) class index into class_names
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def select(
+    boxes: np.ndarray,
+    objectness: np.ndarray,
+    class_scores: np.ndarray,
+    score_threshold: float,
+    nms_threshold: float,
+    max_detections: int,
+) -> Detections:
+    """One image: score = objectness x best class score, threshold, class-aware NMS, top-k."""
+    import cv2
+
+    labels = class_scores.argmax(axis=1)
+    scores = objectness * class_scores[np.arange(len(labels)), labels]
+    keep = scores >= score_threshold
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    if len(scores):
+        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).astype(np.float64)
+        kept = np.asarray(
+            cv2.dnn.NMSBoxesBatched(xywh, scores.astype(np.float32), labels.astype(np.int32), 0.0, nms_threshold),
+            dtype=np.int64,
+        ).reshape(-1)
+        kept = kept[np.argsort(-scores[kept], kind="stable")][:max_detections]
+        boxes, scores, labels = boxes[kept], scores[kept], labels[kept]
+    return Detections(boxes.astype(np.float32), scores.astype(np.float32), labels.astype(np.int64))
+
+
+def unletterbox(dets: Detections, lb: Letterbox, width: int, height: int) -> Detections:
+    """Input-pixel boxes back to the original image, clipped to it."""
+    boxes = dets.boxes / lb.scale
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
+    return Detections(boxes, dets.scores, dets.labels)
