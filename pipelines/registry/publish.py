@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import semver
+from pydantic import Field
 
 from pipelines.errors import ModelzooError
 from pipelines.fileio import sha256_stream
@@ -39,10 +40,13 @@ DVC_REMOTE = "modelzoo-registry"
 
 
 class ArtifactRecord(Strict):
-    """models/{algorithm}/{model}/{artifact_version}/artifact.json: the files as they are in the registry."""
+    """models/{algorithm}/{model}/{artifact_version}/artifact.json: the files as they are in the registry,
+    and the environments they were built in (the first publisher's: what the files are)."""
 
     fingerprint: str
     files: list[FileEntry]
+    environments: dict[str, dict[str, str]] = Field(default_factory=dict)
+    skipped_targets: dict[str, str] = Field(default_factory=dict)
 
 
 @dataclass
@@ -92,13 +96,20 @@ def upload_model(store: Store, model: LocalModel, result: PublishResult) -> Mode
                 log.warning("%s: the registry holds other bytes of this artifact version: keeping them", f.path)
             files.append(f.model_copy(update={"sha256": sha, "size": size}))
             result.reused_files += 1
-        record = ArtifactRecord(fingerprint=entry.fingerprint, files=files)
+        record = ArtifactRecord(
+            fingerprint=entry.fingerprint,
+            files=files,
+            environments=entry.environments,
+            skipped_targets=entry.skipped_targets,
+        )
         if not store.put_bytes(record_key, record.model_dump_json(indent=2).encode(), if_absent=True):
             record = _read_record(store, record_key)
             assert record is not None
     else:
         result.reused_files += len(record.files)
-    return entry.model_copy(update={"files": record.files})
+    return entry.model_copy(
+        update={"files": record.files, "environments": record.environments, "skipped_targets": record.skipped_targets}
+    )
 
 
 def dvc_push(root: Path, registry_url: str, endpoint_url: str | None) -> None:
