@@ -51,7 +51,9 @@ def _store(given: str | None, endpoint: str | None):  # type: ignore[no-untyped-
 def publish(
     channel: Annotated[str | None, typer.Option(help="'bleedingedge': overwrite the bleeding-edge release.")] = None,
     version: Annotated[str | None, typer.Option(help="X.Y.Z or vX.Y.Z: an immutable release.")] = None,
-    models: Annotated[list[str] | None, typer.Option("--model", help="Publish only these models (repeatable).")] = None,
+    models: Annotated[
+        list[str] | None, typer.Option("--model", help="Bleeding edge: update only these models.")
+    ] = None,
     dvc_push: Annotated[
         bool, typer.Option("--dvc-push/--no-dvc-push", help="Push the DVC cache to <registry>/dvc.")
     ] = True,

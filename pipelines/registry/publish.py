@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import semver
 from pydantic import Field
 
-from pipelines.errors import ModelzooError
+from pipelines.errors import ModelzooError, UsageError
 from pipelines.fileio import sha256_stream
 from pipelines.registry.entry import LocalModel, local_models
 from pipelines.registry.manifest import (
@@ -183,6 +183,10 @@ def publish(
     """Publish the local build as release `version` (X.Y.Z) or as the bleeding edge."""
     if version != BLEEDING_EDGE:
         version = check_version(version)
+        if only:
+            raise UsageError(
+                f"publish --version {version}: a release holds every model; --model is for the bleeding edge"
+            )
     models = local_models(root, only)
     commit = git_commit(root)
     result = PublishResult(version=version, written=True, models=sorted(models))
@@ -198,7 +202,10 @@ def publish(
     entries = {name: upload_model(store, m, result) for name, m in models.items()}
     if push_dvc:
         dvc_push(root, registry_url or store.url, endpoint_url)
-    manifest = Manifest(version=version, git_commit=commit, models=entries)
+    if only and (edge := read_manifest(store, BLEEDING_EDGE)) is not None:
+        # Some models only: the others stay as the bleeding edge has them.
+        entries = {**edge.models, **entries}
+    manifest = Manifest(version=version, git_commit=commit, models=dict(sorted(entries.items())))
     return _write_release(store, manifest, result)
 
 
