@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.ci.bundle import make_bundle, merge_bundles
+from pipelines.ci.bundle import cached_outputs, make_bundle, merge_bundles
+from pipelines.ci.commit import commit_back
 from pipelines.ci.remote import configure_remote
 from pipelines.ci.verified import check_verified
 from pipelines.errors import ModelzooError, UsageError, VerificationFailed
@@ -97,8 +98,11 @@ def test_leg_bundle_merge_and_pull_over_s3(project: Path, tmp_path: Path, s3_ser
     # A push-to-main leg rebuilt `two` (its source changed) and pushed it to the registry's DVC remote.
     (project / "src-two.txt").write_text("v2\n")
     sh(project, "git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-am", "two v2")
+    origin = tmp_path / "origin.git"
+    sh(tmp_path, "git", "clone", "-q", "--bare", str(project), str(origin))
     publish = tmp_path / "publish"  # the publish job's checkout of that commit
-    sh(tmp_path, "git", "clone", "-q", str(project), str(publish))
+    sh(tmp_path, "git", "clone", "-q", str(origin), str(publish))
+    (publish / "artifacts/two/.gitignore").unlink()  # as for a model no one ran `dvc repro` for yet
     sh(project, *DVC, "repro", "-q")
     sh(project, *DVC, "push", "-q", "make@two")
     bundles = tmp_path / "bundles"
@@ -110,6 +114,15 @@ def test_leg_bundle_merge_and_pull_over_s3(project: Path, tmp_path: Path, s3_ser
     sh(publish, *DVC, "pull", "-q")
     assert (publish / "artifacts/two/out.bin").read_bytes() == b"v2\n" * 3 + b"two"
     assert check_verified(publish).models == ["one", "two"]
+    # The commit-back carries dvc.lock and the uncached results; the cached bytes stay in the DVC remote.
+    assert (publish / "artifacts/two/.gitignore").read_text() == "/out.bin\n"
+    pushed = commit_back(publish, ["dvc.lock", "artifacts"], "results", exclude=cached_outputs(publish))
+    tree = sh(origin, "git", "ls-tree", "-r", "--name-only", "main").split()
+    assert pushed and "artifacts/two/.gitignore" in tree and "artifacts/two/out.bin" not in tree
+    assert (
+        sh(origin, "git", "show", "main:artifacts/two/verify.json")
+        == (project / "artifacts/two/verify.json").read_text()
+    )
 
     # Without the merge, the checkout's dvc.lock is the stale one: refused, naming the stage.
     stale = tmp_path / "stale"

@@ -44,6 +44,16 @@ def outputs_of(root: Path, model: str, *, cached: bool = False) -> list[str]:
         )
 
 
+def cached_outputs(root: Path) -> list[str]:
+    """Every DVC-cached output of the graph (they live in the DVC remote, never in git)."""
+    if not (root / "dvc.yaml").is_file():
+        return []
+    from dvc.repo import Repo  # type: ignore[import-untyped]
+
+    with Repo(str(root)) as repo:
+        return sorted(str(out.def_path) for stage in repo.index.stages for out in stage.outs if out.use_cache)
+
+
 def _read_lock(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -74,15 +84,28 @@ def make_bundle(root: Path, model: str, arch: str, out: Path, *, with_outputs: b
         else:
             continue
         copied.append(rel)
-    (out / META).write_text(json.dumps({"model": model, "arch": arch, "files": copied}, indent=2) + "\n")
+    cached = [rel for rel in outputs_of(root, model, cached=True) if rel not in outputs_of(root, model)]
+    meta = {"model": model, "arch": arch, "files": copied, "cached": cached}
+    (out / META).write_text(json.dumps(meta, indent=2) + "\n")
     return copied
+
+
+def ignore_outputs(root: Path, paths: list[str]) -> None:
+    """Git-ignore DVC-cached outputs as `dvc repro` does (`/<name>` in the parent's .gitignore)."""
+    for rel in paths:
+        parent, name = (root / rel).parent, Path(rel).name
+        gitignore = parent / ".gitignore"
+        lines = gitignore.read_text().splitlines() if gitignore.is_file() else []
+        if f"/{name}" not in lines:
+            parent.mkdir(parents=True, exist_ok=True)
+            gitignore.write_text("".join(f"{line}\n" for line in [*lines, f"/{name}"]))
 
 
 def merge_bundles(root: Path, bundles: list[Path]) -> list[str]:
     """Apply bundles to the workspace; returns the models merged. Only x86_64 legs feed dvc.lock."""
     lock_path = root / LOCK
     # A first run has no dvc.lock yet: the legs' entries make it.
-    lock = _read_lock(lock_path) if lock_path.exists() else {"schema": "2.0", "stages": {}}
+    lock: dict[str, Any] = _read_lock(lock_path) if lock_path.exists() else {"schema": "2.0", "stages": {}}
     merged = []
     for bundle in bundles:
         try:
@@ -104,6 +127,7 @@ def merge_bundles(root: Path, bundles: list[Path]) -> list[str]:
             else:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest)
+        ignore_outputs(root, meta.get("cached", []))
         merged.append(meta["model"])
     with atomic_path(lock_path) as tmp:
         tmp.write_text(yaml.safe_dump(lock, sort_keys=False, width=1_000))

@@ -126,11 +126,13 @@ def commit_back_cmd(
         str, typer.Option(help="Commit message ([skip ci] is appended).")
     ] = "CI: results of the pipeline run",
 ) -> None:
-    """Commit a regenerated file and push it without re-triggering the workflows; no-op when unchanged."""
+    """Commit what the run produced and push it without re-triggering the workflows (never DVC-cached outputs)."""
+    from pipelines.ci.bundle import cached_outputs
     from pipelines.ci.commit import commit_back
 
+    root = _root()
     paths = paths or ["MODELS.md"]
-    commit = commit_back(_root(), paths, message, remote=remote, branch=branch)
+    commit = commit_back(root, paths, message, remote=remote, branch=branch, exclude=cached_outputs(root))
     path = " ".join(paths)
     typer.echo(
         f"{path}: pushed {commit[:12]} to {remote}/{branch}" if commit else f"{path}: unchanged, nothing to commit"

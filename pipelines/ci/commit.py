@@ -18,13 +18,25 @@ SKIP = "[skip ci]"
 
 
 def commit_back(
-    root: Path, paths: list[str], message: str, *, remote: str = "origin", branch: str = "main", attempts: int = 3
+    root: Path,
+    paths: list[str],
+    message: str,
+    *,
+    remote: str = "origin",
+    branch: str = "main",
+    attempts: int = 3,
+    exclude: list[str] | None = None,
 ) -> str | None:
-    """Commit the paths that changed (files, or folders' tracked files) and push; the new commit, or None."""
+    """Commit the paths that changed (files, or folders' files) and push; the new commit, or None.
+
+    `exclude` (e.g. the DVC-cached outputs, which belong in the DVC remote) is never staged.
+    """
     for path in paths:
         if not (root / path).exists():
             raise ModelzooError(f"{path}: not found: generate it before committing it")
-    git(root, "add", "--", *paths)
+    # Naming an ignored path, even to exclude it, makes `git add` fail: exclude the unignored only.
+    unignored = [p for p in exclude or [] if git(root, "check-ignore", "-q", p, check=False).returncode != 0]
+    git(root, "add", "--", *paths, *(f":(exclude){p}" for p in unignored))
     if git(root, "diff", "--cached", "--quiet", "--", *paths, check=False).returncode == 0:
         return None
     subject = message if SKIP in message else f"{message} {SKIP}"
