@@ -6,9 +6,10 @@
   `tarball_ratio` is that number for the same release.
 - throughput: a 200 MB artifact from moto's S3 server (its own process, on 127.0.0.1), fetched by
   `fetch` (stream + sha256 + size check + rename) next to boto3 downloading the same object
-  (`download_file`, its threaded transfer manager, and a plain `get_object` stream), alternating,
+  (`download_file`, its threaded transfer manager, and a plain `get_object` stream), in rotated order,
   `--repeat` times each, medians. Every download runs in a fresh subprocess and is timed from
   before its S3 client is made (fetch: the whole `fetch()` call, manifest read included).
+  CPU seconds are reported too: on a busy machine they say more than wall time.
 - peak memory: the fetch process's peak RSS (VmHWM), and its growth over the same process's RSS
   after its imports, right before the fetch starts.
 - noop: a second fetch into the same destination (downloads nothing; hashes what is there), in
@@ -75,18 +76,24 @@ def child_fetch(pin_path: str, dest: str) -> None:
 
     pin = load_pin(Path(pin_path))
     before = proc_status_mb("VmRSS")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     report = fetch(pin, Path(pin_path).parent, Path(dest))
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     peak = proc_status_mb("VmHWM")
-    out = {"seconds": seconds, "bytes": report.bytes_downloaded, "rss_before_mb": before, "rss_peak_mb": peak}
+    out = {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "bytes": report.bytes_downloaded,
+        "rss_before_mb": before,
+        "rss_peak_mb": peak,
+    }
     print(json.dumps(out))
 
 
 def child_boto3(endpoint: str, key: str, dest: str, how: str) -> None:
     import boto3
 
-    t = time.perf_counter()  # client creation included, as fetch's time includes its store's
+    t, cpu = time.perf_counter(), time.process_time()  # client creation included, as in fetch's time
     client = boto3.client("s3", endpoint_url=endpoint)
     if how == "download_file":
         client.download_file(BUCKET, key, dest)
@@ -95,7 +102,8 @@ def child_boto3(endpoint: str, key: str, dest: str, how: str) -> None:
         with open(dest, "wb") as f:
             for chunk in body.iter_chunks(1 << 20):
                 f.write(chunk)
-    print(json.dumps({"seconds": time.perf_counter() - t, "bytes": os.path.getsize(dest)}))
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+    print(json.dumps({"seconds": seconds, "cpu_s": cpu, "bytes": os.path.getsize(dest)}))
 
 
 def run_child(*args: str) -> dict[str, float]:
@@ -103,6 +111,17 @@ def run_child(*args: str) -> dict[str, float]:
     if out.returncode != 0:
         raise SystemExit(f"benchmark child {args[0]} failed: {out.stderr.strip().splitlines()[-1:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def sha256_cpu_seconds(size: int) -> float:
+    """CPU time of hashing `size` bytes here: the integrity check's share of a fetch."""
+    import hashlib
+
+    block, digest = os.urandom(1 << 20), hashlib.sha256()
+    cpu = time.process_time()
+    for _ in range(size // len(block)):
+        digest.update(block)
+    return round(time.process_time() - cpu, 2)
 
 
 # --- setup ----------------------------------------------------------------------------------------
@@ -258,15 +277,18 @@ def main() -> None:
         full_key = f"registry/{key}"
 
         runs: dict[str, list[dict[str, float]]] = {"fetch": [], "boto3_download_file": [], "boto3_get_object": []}
+        order = ["fetch", "download_file", "get_object"]
         for i in range(args.repeat):
-            dest = work / f"dest-{i}"
-            runs["fetch"].append(run_child("_fetch", str(pin), str(dest)))
-            if i < args.repeat - 1:
-                shutil.rmtree(dest)
-            for how in ("download_file", "get_object"):
-                out = work / f"boto3-{how}-{i}"
-                runs[f"boto3_{how}"].append(run_child("_boto3", endpoint, full_key, str(out), how))
-                out.unlink()
+            for how in order[i % 3 :] + order[: i % 3]:  # rotated: no one always runs first
+                if how == "fetch":
+                    dest = work / f"dest-{i}"
+                    runs["fetch"].append(run_child("_fetch", str(pin), str(dest)))
+                    if i < args.repeat - 1:
+                        shutil.rmtree(dest)
+                else:
+                    out = work / f"boto3-{how}-{i}"
+                    runs[f"boto3_{how}"].append(run_child("_boto3", endpoint, full_key, str(out), how))
+                    out.unlink()
 
         def mbps(rs: list[dict[str, float]]) -> float:
             return round(statistics.median(r["bytes"] / MB / r["seconds"] for r in rs), 1)
@@ -281,6 +303,9 @@ def main() -> None:
             "fetch_over_boto3_download_file": round(fetch_mbps / mbps(runs["boto3_download_file"]), 3),
             "fetch_over_boto3_get_object": round(fetch_mbps / mbps(runs["boto3_get_object"]), 3),
             "all_mb_s": {k: [round(r["bytes"] / MB / r["seconds"], 1) for r in v] for k, v in runs.items()},
+            # CPU seconds (all threads) per run: less sensitive than wall time to a busy machine.
+            "cpu_s_median": {k: round(statistics.median(r["cpu_s"] for r in v), 2) for k, v in runs.items()},
+            "sha256_alone_cpu_s": sha256_cpu_seconds(size),
             "target": "fetch within 10% of boto3",
         }
         peaks = [r["rss_peak_mb"] for r in runs["fetch"]]

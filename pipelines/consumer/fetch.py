@@ -17,7 +17,7 @@ import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pipelines.consumer.compat import RELEASE_RECORD, check_interface
 from pipelines.consumer.pin import Pin, check_version
@@ -133,26 +133,23 @@ def _present(p: Planned) -> bool:
 def _copy_verified(src: BinaryIO, dst: BinaryIO, p: Planned, progress: bool) -> int:
     """Stream `src` to `dst` while hashing; raise IntegrityError unless size and sha256 match.
 
-    A worker thread hashes and writes chunk N while this one reads chunk N+1 (both release the GIL),
-    so hashing costs no download time; at most two chunks are in memory.
+    Chunk N is hashed and written by two worker threads while this one receives chunk N+1 (all three
+    release the GIL), so neither the hash nor the disk adds to the download time; at most two chunks
+    are in memory.
     """
     from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
 
     digest = hashlib.sha256()
     size, limit = 0, p.entry.size
-
-    def consume(chunk: bytes) -> None:
-        digest.update(chunk)
-        dst.write(chunk)
-
     with (
-        ThreadPoolExecutor(1, thread_name_prefix="fetch-hash") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="fetch-hash") as hasher,
+        ThreadPoolExecutor(1, thread_name_prefix="fetch-write") as writer,
         tqdm(
             total=limit, unit="B", unit_scale=True, unit_divisor=1024, desc=p.rel, mininterval=0.5,
             disable=not progress or limit < PROGRESS_MIN,
         ) as bar,
     ):  # fmt: skip
-        pending: Future[None] | None = None
+        pending: list[Future[Any]] = []
         while chunk := src.read(CHUNK):
             if size + len(chunk) > limit:
                 raise IntegrityError(
@@ -160,12 +157,12 @@ def _copy_verified(src: BinaryIO, dst: BinaryIO, p: Planned, progress: bool) -> 
                     f"expected sha256 {p.entry.sha256}, refusing it"
                 )
             size += len(chunk)
-            if pending is not None:
-                pending.result()
-            pending = pool.submit(consume, chunk)
+            for done in pending:
+                done.result()
+            pending = [hasher.submit(digest.update, chunk), writer.submit(dst.write, chunk)]
             bar.update(len(chunk))
-        if pending is not None:
-            pending.result()
+        for done in pending:
+            done.result()
     actual = digest.hexdigest()
     if size != limit or actual != p.entry.sha256:
         what = "size and sha256" if size != limit else "sha256"
