@@ -3,6 +3,7 @@ pillar decoration and scatter), plus metrics, box matching, ROS parameters and t
 
 from __future__ import annotations
 
+import copy
 import pickle
 import shutil
 from pathlib import Path
@@ -190,11 +191,11 @@ def test_ros_params_key_set_and_round_trip(params: deploy.DeployParams, tmp_path
 
 
 def test_config_the_export_cannot_run_is_refused(cfg) -> None:  # type: ignore[no-untyped-def]
-    two = cfg.copy()
+    two = copy.deepcopy(cfg)
     two.model.pts_bbox_head.tasks = [dict(num_class=1, class_names=["car"])] * 2
     with pytest.raises(ModelzooError, match=r"pts_bbox_head.tasks: 2 tasks"):
         deploy.from_config(two)
-    rotate = cfg.copy()
+    rotate = copy.deepcopy(cfg)
     rotate.model.test_cfg.pts.nms_type = "rotate"
     with pytest.raises(ModelzooError, match="nms_type"):
         deploy.from_config(rotate)
