@@ -68,8 +68,9 @@ def proc_status_mb(field: str) -> float:
 
 
 def child_fetch(pin_path: str, dest: str) -> None:
-    import boto3  # noqa: F401  (imported by fetch anyway: its memory is not the fetch's)
-    import tqdm  # noqa: F401
+    # Imported by fetch anyway: their memory is not the fetch's.
+    import boto3  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+    import tqdm  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
 
     from pipelines.consumer.fetch import fetch
     from pipelines.consumer.pin import load_pin
