@@ -13,9 +13,11 @@ and an EMA of the weights, which is what the checkpoint holds (as mmdet's YOLOX 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +162,17 @@ def _batch(
     return torch.from_numpy(x).permute(0, 3, 1, 2).float(), samples
 
 
+def save_checkpoint(state_dict: dict[str, Any], meta: dict[str, Any], path: Path) -> None:
+    """Byte-reproducible: torch.save into a buffer names the archive "archive", while a file would
+    name it after the (random) temporary path, and DVC would see a retrained, identical checkpoint
+    as changed."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"state_dict": state_dict, "meta": meta}, buf)
+    path.write_bytes(buf.getvalue())
+
+
 def train(ctx: Any, checkpoint: Path) -> dict[str, Any]:
     """Deterministic training through mmdet's YOLOX.loss(); returns the training log."""
     import torch
@@ -196,6 +209,9 @@ def train(ctx: Any, checkpoint: Path) -> dict[str, Any]:
     )
     gen = torch.Generator().manual_seed(seed)
     lines = []
+    # mmdet 3.3 calls torch.cuda.amp.autocast and meshgrid without indexing: deprecation noise.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="mmdet")
+    warnings.filterwarnings("ignore", message="torch.meshgrid")
     for it in range(iterations):
         idx = torch.randint(0, len(samples), (batch,), generator=gen).numpy()
         flips = (torch.rand(batch, generator=gen) < 0.5).numpy()
@@ -210,11 +226,11 @@ def train(ctx: Any, checkpoint: Path) -> dict[str, Any]:
         opt.step()
         sched.step()
         if (it + 1) % 10 == 0 or it + 1 == iterations:
-            line = f"iter {it + 1}/{iterations} " + " ".join(f"{k} {float(v):.4f}" for k, v in parts.items())
+            line = f"iter {it + 1}/{iterations} " + " ".join(f"{k} {v.item():.4f}" for k, v in parts.items())
             log.info(line)
             lines.append(line)
     detector.eval()
-    torch.save({"state_dict": detector.state_dict(), "meta": {"iterations": iterations, "seed": seed}}, checkpoint)
+    save_checkpoint(detector.state_dict(), {"iterations": iterations, "seed": seed}, checkpoint)
     return {
         "seconds": round(time.perf_counter() - start, 1),
         "cpu_seconds": round(time.process_time() - cpu_start, 1),
