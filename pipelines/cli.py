@@ -6,6 +6,7 @@ Heavy libraries (torch, onnx) are imported inside commands only, so that `modelz
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -126,7 +127,12 @@ def env_cmd(target: Annotated[str, typer.Argument(help="Build target: onnxruntim
         raise ModelzooError(f"unknown target '{target}' (known: {', '.join(PROBES)})", exit_code=2)
     env = target_environment(target)
     dest = _root() / "artifacts" / "env" / f"{target}.json"
-    write_json(dest, env.to_json())
+    try:
+        same = json.loads(dest.read_text()) == env.to_json()
+    except (OSError, ValueError):
+        same = False
+    if not same:  # an unchanged fingerprint keeps its file (and mtime) as it is
+        write_json(dest, env.to_json())
     typer.echo(f"{target}: {env.key}" + ("" if env.available else f" (unavailable: {env.reason})"))
 
 

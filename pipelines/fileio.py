@@ -35,7 +35,7 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
     """Yield a temporary directory beside `dest`; it replaces `dest` only if the block succeeds."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         yield tmp
         if dest.exists():
