@@ -37,7 +37,7 @@ SKIP_REASONS = {
 class Step:
     job: str
     name: str
-    kind: str  # run | emulated | replaced | skipped
+    kind: str  # run | emulated | replaced | skipped (not played here) | condition (its `if:` was false)
     outcome: str = "success"  # success | failure | skipped
     seconds: float = 0.0
     note: str = ""
@@ -234,7 +234,7 @@ class Player:
         for i, step in enumerate(spec.get("steps", [])):
             title = step.get("name") or step.get("id") or (step.get("uses") or step.get("run", "")).splitlines()[0]
             if not condition(step.get("if"), {**ctx, "env": env}, status):
-                job.steps.append(Step(name, title, "skipped", "skipped", note="if: false"))
+                job.steps.append(Step(name, title, "condition", "skipped", note="if: false"))
                 continue
             t0 = time.monotonic()
             if "uses" in step:
