@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,8 +62,7 @@ def test_decode_matches_mmdet_priors_and_bbox_decode(task) -> None:  # type: ign
     from pipelines.sources.openmmlab import build_detector
 
     ctx = task.ctx
-    detector, _ = build_detector(ctx, checkpoint=False)
-    head = detector.bbox_head
+    head: Any = build_detector(ctx, checkpoint=False)[0].bbox_head
     sizes = [(320 // s, 320 // s) for s in task.options.strides]
     mm_priors = torch.cat(head.prior_generator.grid_priors(sizes, dtype=torch.float32, device="cpu", with_stride=True))
     np.testing.assert_array_equal(task.priors[:, :2], mm_priors[:, :2].numpy())

@@ -105,7 +105,8 @@ def make_split(out: Path, split: str, n: int, seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     (out / split).mkdir(parents=True)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for i in range(n):
         img, objects = make_image(rng)
         name = f"{i:06d}.jpg"
@@ -144,8 +145,8 @@ def _batch(
 ) -> tuple[Any, list[Any]]:
     """A training batch: letterboxed images (some mirrored) and mmdet data samples with their boxes."""
     import torch
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
+    from mmdet.structures import DetDataSample  # type: ignore[import-untyped]
+    from mmengine.structures import InstanceData  # type: ignore[import-untyped]
 
     size = images.shape[1:3]
     x = images[idx].copy()
@@ -176,7 +177,7 @@ def save_checkpoint(state_dict: dict[str, Any], meta: dict[str, Any], path: Path
 def train(ctx: Any, checkpoint: Path) -> dict[str, Any]:
     """Deterministic training through mmdet's YOLOX.loss(); returns the training log."""
     import torch
-    from mmengine.logging import MMLogger
+    from mmengine.logging import MMLogger  # type: ignore[import-untyped]
 
     from pipelines.sources.openmmlab import build_detector
     from pipelines.tasks import get_task
@@ -192,7 +193,7 @@ def train(ctx: Any, checkpoint: Path) -> dict[str, Any]:
 
     start = time.perf_counter()
     cpu_start = time.process_time()
-    task = get_task(ctx)
+    task: Any = get_task(ctx)
     samples = task.load_samples(ctx.dataset, "train", -1)
     images = np.empty((len(samples), *task.input_size, 3), np.uint8)
     targets = []
@@ -200,7 +201,7 @@ def train(ctx: Any, checkpoint: Path) -> dict[str, Any]:
         x, lb = task.preprocess(read_image(s))
         images[i] = x[0].transpose(1, 2, 0)
         targets.append(((s.boxes * lb.scale).astype(np.float32), s.labels))
-    detector, _ = build_detector(ctx, checkpoint=False)
+    detector: Any = build_detector(ctx, checkpoint=False)[0]
     detector.init_weights()
     detector.train()
     opt = torch.optim.AdamW(detector.parameters(), lr=lr, weight_decay=5e-4)

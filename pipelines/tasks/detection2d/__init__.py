@@ -19,7 +19,15 @@ from pipelines.errors import DescriptorError
 from pipelines.latency import Timer
 from pipelines.tasks.base import Model, Task
 from pipelines.tasks.detection2d import coco
-from pipelines.tasks.detection2d.boxes import Detections, grid_priors, letterbox, select, unletterbox
+from pipelines.tasks.detection2d.boxes import (
+    Detections,
+    Letterbox,
+    decode,
+    grid_priors,
+    letterbox,
+    select,
+    unletterbox,
+)
 from pipelines.tasks.detection2d.coco import Sample
 
 
@@ -60,7 +68,7 @@ class Detection2DTask(Task):
         if any(h % s or w % s for s in self.options.strides):
             raise DescriptorError(f"{where}.{comp.name}.inputs: {h}x{w} is not divisible by {self.options.strides}")
         self.priors = grid_priors(self.input_size, self.options.strides)
-        self._last: tuple[tuple[int, int], coco.CocoMetrics] | None = None
+        self._last: tuple[Sequence[Detections], Sequence[Sample], coco.CocoMetrics] | None = None
         scores = comp.outputs[2].shape
         if scores[1:] != [len(self.priors), len(self.options.class_names)]:
             raise DescriptorError(
@@ -78,15 +86,13 @@ class Detection2DTask(Task):
         annotations, images = self.paths(dataset, split)
         return coco.load(annotations, images, self.options.class_names, limit)
 
-    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Any]:
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """HWC BGR uint8 -> (1, 3, H, W) float32 letterboxed pixels, and where the image went."""
         boxed, lb = letterbox(image, self.input_size, self.options.pad_value)
         return np.ascontiguousarray(boxed.transpose(2, 0, 1)[None], dtype=np.float32), lb
 
     def postprocess(self, outputs: dict[str, np.ndarray], index: int = 0) -> Detections:
         """Image `index` of a batch of raw outputs -> detections in input pixels (before unletterbox)."""
-        from pipelines.tasks.detection2d.boxes import decode
-
         raw, obj, cls = (outputs[n][index] for n in self.output_names)
         o = self.options
         return select(decode(raw, self.priors), obj, cls, o.score_threshold, o.nms_threshold, o.max_detections)
@@ -100,13 +106,15 @@ class Detection2DTask(Task):
             return unletterbox(self.postprocess(outputs), lb, sample.width, sample.height)
 
     def _evaluate(self, predictions: Sequence[Detections], samples: Sequence[Sample]) -> coco.CocoMetrics:
-        # metrics() and plots() are called back to back on the same lists: evaluate once.
-        key = (id(predictions), id(samples))
-        if self._last is None or self._last[0] != key:
+        # metrics() and plots() are called back to back on the same lists: evaluate once. The lists
+        # themselves are kept (not their ids, which a new list could reuse once they are freed).
+        last = self._last
+        if last is None or last[0] is not predictions or last[1] is not samples:
             names = self.options.class_names
             gt = coco.ground_truth(samples, names)
-            self._last = (key, coco.evaluate(gt, coco.results(predictions, samples), names))
-        return self._last[1]
+            last = (predictions, samples, coco.evaluate(gt, coco.results(predictions, samples), names))
+            self._last = last
+        return last[2]
 
     def metrics(self, predictions: Sequence[Detections], samples: Sequence[Sample]) -> dict[str, Any]:
         m = self._evaluate(predictions, samples)

@@ -75,9 +75,9 @@ def select(
     keep = scores >= score_threshold
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     if len(scores):
-        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).astype(np.float64)
+        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
         kept = np.asarray(
-            cv2.dnn.NMSBoxesBatched(xywh, scores.astype(np.float32), labels.astype(np.int32), 0.0, nms_threshold),
+            cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), labels.tolist(), 0.0, nms_threshold),
             dtype=np.int64,
         ).reshape(-1)
         kept = kept[np.argsort(-scores[kept], kind="stable")][:max_detections]

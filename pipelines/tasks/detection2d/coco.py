@@ -117,7 +117,8 @@ def read_image(sample: Sample) -> np.ndarray:
 
 def ground_truth(samples: Sequence[Sample], class_names: list[str]) -> dict[str, Any]:
     """A COCO instances object of exactly these samples (category ids 1..K in class order)."""
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for s in samples:
         images.append({"id": s.image_id, "file_name": s.file_name, "width": s.width, "height": s.height})
         for box, label in zip(s.boxes, s.labels, strict=True):
@@ -174,8 +175,8 @@ STAT_NAMES = ("mAP", "mAP_50", "mAP_75", "mAP_small", "mAP_medium", "mAP_large",
 
 
 def evaluate(gt: dict[str, Any], dts: list[dict[str, Any]], class_names: list[str]) -> CocoMetrics:
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    from pycocotools.coco import COCO  # type: ignore[import-untyped]
+    from pycocotools.cocoeval import COCOeval  # type: ignore[import-untyped]
 
     zero = CocoMetrics({k: 0.0 for k in STAT_NAMES}, dict.fromkeys(class_names, 0.0), {})
     if not dts or not gt["annotations"]:

@@ -21,7 +21,10 @@ class YOLOXRawOutputs(nn.Module):
     grids in order, row-major, as mmdet's prior generator and `boxes.grid_priors` lay them out.
     """
 
-    def __init__(self, detector: nn.Module):
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, detector: Any):
         super().__init__()
         pre = detector.data_preprocessor
         self.detector = detector
@@ -50,6 +53,6 @@ class YOLOXRawOutputs(nn.Module):
         return boxes, obj, scores
 
 
-def raw_outputs(detector: nn.Module, cfg: Any, component: str = "yolox") -> dict[str, nn.Module]:
+def raw_outputs(detector: Any, cfg: Any, component: str = "yolox") -> dict[str, nn.Module]:
     """OpenMMLab factory: the one exported component."""
     return {component: YOLOXRawOutputs(detector).eval()}
