@@ -49,8 +49,16 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=2, help="passes over the samples, alternating backends")
+    ap.add_argument(
+        "--flush-denormal",
+        action="store_true",
+        help="torch.set_flush_denormal(True): PyTorch's CPU convolutions slow down badly on this model's denormal "
+        "activations; the evaluate stage runs without it",
+    )
     args = ap.parse_args()
     import torch
+
+    torch.set_flush_denormal(args.flush_denormal)
 
     ctx = model_context(find_root(Path.cwd()), "centerpoint")
     task = get_task(ctx)
@@ -69,6 +77,7 @@ def main() -> None:
         "samples": len(frames),
         "repeat": args.repeat,
         "torch_threads": torch.get_num_threads(),
+        "flush_denormal": args.flush_denormal,
         "backends": {
             key: {
                 "latency_ms": timers[key].summary(),
