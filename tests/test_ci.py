@@ -127,9 +127,15 @@ def two_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(src, twin)
     text = (twin / "model.yaml").read_text().replace("calibration_status", "twin")
     (twin / "model.yaml").write_text(text)
+    for other in (repo / "models").iterdir():  # just the two: the answers below name every model
+        if other.name not in ("calibration_status", "twin"):
+            shutil.rmtree(other)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["models"]["twin"] = {"checkpoint": "artifacts/twin/reference/checkpoint.pth", "dataset": "data/twin"}
-    params["reference_models"].append("twin")
+    params["models"] = {
+        name: {"checkpoint": f"artifacts/{name}/reference/checkpoint.pth", "dataset": f"data/{name}"}
+        for name in ("calibration_status", "twin")
+    }
+    params["reference_models"] = ["calibration_status", "twin"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     commit_all(repo, "twin model")
     return repo
