@@ -72,14 +72,40 @@ def tiny_descriptor(name: str, size: int = 16, reference: bool = True) -> dict[s
     return desc
 
 
-def make_repo(dest: Path, models: dict[str, dict[str, Any]], git: bool = True) -> Path:
-    """A modelzoo repository at `dest` holding `models` (name -> descriptor), with dvc.yaml and params."""
+def copy_skeleton(dest: Path) -> None:
+    """dvc.yaml, ignore files and the pipelines/ source (stage deps name its paths) into `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
     for f in ("dvc.yaml", ".gitignore", ".dvcignore"):
         if (REPO / f).exists():
             shutil.copy(REPO / f, dest / f)
-    # The stage deps name pipelines/ paths (the code that runs is the installed package).
     shutil.copytree(REPO / "pipelines", dest / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def init_repo(dest: Path) -> None:
+    """git + DVC repository with everything committed."""
+    run(["git", "init", "-q"], dest)
+    run([str(BIN / "dvc"), "init", "-q"], dest)
+    run([str(BIN / "dvc"), "config", "core.analytics", "false"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
+
+
+def bundled_subset_repo(dest: Path, names: list[str]) -> Path:
+    """A repository with only some of the bundled models (folders copied, params.yaml restricted).
+    The caller may edit the copied descriptors before calling init_repo(dest)."""
+    copy_skeleton(dest)
+    for name in names:
+        shutil.copytree(REPO / "models" / name, dest / "models" / name, ignore=shutil.ignore_patterns("__pycache__"))
+    params = read_yaml(REPO / "params.yaml")
+    params["models"] = {n: params["models"][n] for n in names}
+    params["reference_models"] = [n for n in params.get("reference_models") or [] if n in names]
+    write_yaml(dest / "params.yaml", params)
+    return dest
+
+
+def make_repo(dest: Path, models: dict[str, dict[str, Any]], git: bool = True) -> Path:
+    """A modelzoo repository at `dest` holding `models` (name -> descriptor), with dvc.yaml and params."""
+    copy_skeleton(dest)
     params: dict[str, Any] = {"models": {}, "reference_models": [], "targets": ["onnxruntime", "tensorrt"]}
     for name, desc in models.items():
         mdir = dest / "models" / name
@@ -92,11 +118,7 @@ def make_repo(dest: Path, models: dict[str, dict[str, Any]], git: bool = True) -
             params["reference_models"].append(name)
     write_yaml(dest / "params.yaml", params)
     if git:
-        run(["git", "init", "-q"], dest)
-        run([str(BIN / "dvc"), "init", "-q"], dest)
-        run([str(BIN / "dvc"), "config", "core.analytics", "false"], dest)
-        run(["git", "add", "-A"], dest)
-        run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
+        init_repo(dest)
     return dest
 
 

@@ -16,7 +16,7 @@ from pipelines.tasks import Model, get_task
 from pipelines.tasks.detection3d.decode import Boxes3D
 from pipelines.tasks.detection3d.match import compare_boxes
 from pipelines.workspace import ModelContext
-from tests.helpers import BIN, REPO, modelzoo, read_yaml, run, write_yaml
+from tests.helpers import BIN, REPO, bundled_subset_repo, init_repo, modelzoo, read_yaml, run, write_yaml
 
 MODEL = "centerpoint"
 ENCODER, HEAD = "pts_voxel_encoder", "pts_backbone_neck_head"
@@ -35,27 +35,12 @@ def test_descriptor_and_config_load() -> None:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository holding only centerpoint, with a short training, after `dvc repro evaluate@centerpoint`."""
-    dest = tmp_path_factory.mktemp("centerpoint") / "repo"
-    dest.mkdir()
-    for f in ("dvc.yaml", ".gitignore", ".dvcignore"):
-        if (REPO / f).exists():
-            shutil.copy(REPO / f, dest / f)
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(REPO / "pipelines", dest / "pipelines", ignore=ignore)
-    shutil.copytree(REPO / "models" / MODEL, dest / "models" / MODEL, ignore=ignore)
-    params = read_yaml(REPO / "params.yaml")
-    params["models"] = {MODEL: params["models"][MODEL]}
-    params["reference_models"] = [MODEL]
-    write_yaml(dest / "params.yaml", params)
+    dest = bundled_subset_repo(tmp_path_factory.mktemp("centerpoint") / "repo", [MODEL])
     desc = read_yaml(dest / "models" / MODEL / "model.yaml")
     desc["reference"]["options"].update(train=24, val=4, epochs=2)
     desc["verification"]["samples"] = 3
     write_yaml(dest / "models" / MODEL / "model.yaml", desc)
-    run(["git", "init", "-q"], dest)
-    run([str(BIN / "dvc"), "init", "-q"], dest)
-    run([str(BIN / "dvc"), "config", "core.analytics", "false"], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
+    init_repo(dest)
     run([str(BIN / "dvc"), "repro", f"evaluate@{MODEL}"], dest)
     return dest
 
