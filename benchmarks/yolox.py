@@ -74,12 +74,15 @@ def batched(root: Path, sizes: list[int], runs: int, warmup: int) -> dict[str, A
         for size in sizes:
             x = {"images": np.ascontiguousarray(pixels[:size])}
             times: dict[str, list[float]] = {key: [] for key in sessions}
-            for k in range(warmup + runs):
+            # Blocks of runs per backend, alternated twice: run by run interleaving would time PyTorch
+            # while ONNX Runtime's idle threads still spin (on 2 cores, that halves PyTorch's speed).
+            for _ in range(2):
                 for key, session in sessions.items():
-                    start = time.perf_counter()
-                    session.run(x)
-                    if k >= warmup:
-                        times[key].append((time.perf_counter() - start) * 1e3)
+                    for k in range(warmup + runs // 2):
+                        start = time.perf_counter()
+                        session.run(x)
+                        if k >= warmup:
+                            times[key].append((time.perf_counter() - start) * 1e3)
             entry: dict[str, Any] = {key: {"latency_ms": stats(t)} for key, t in times.items()}
             for key, t in times.items():
                 entry[key]["per_image_ms"] = round(float(np.mean(t)) / size, 4)
