@@ -102,6 +102,8 @@ def test_coco_file_round_trip(task, dataset: Path) -> None:  # type: ignore[no-u
     perfect = [Detections(s.boxes, np.ones(len(s.labels), np.float32), s.labels) for s in samples]
     m = task.metrics(perfect, samples)
     assert m["mAP"] == pytest.approx(1.0) and m["mAP_50"] == pytest.approx(1.0)
+    # No object of COCO's "large" size (96^2 px) in these images: no number rather than a 0.
+    assert "mAP_large" not in m and m["mAP_small"] == pytest.approx(1.0)
     assert all(m[f"AP_{n}"] == pytest.approx(1.0) for n in task.options.class_names)
     shifted = [Detections(d.boxes + 25.0, d.scores, d.labels) for d in perfect]
     assert task.metrics(shifted, samples)["mAP"] < 0.2

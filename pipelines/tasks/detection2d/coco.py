@@ -190,7 +190,8 @@ def evaluate(gt: dict[str, Any], dts: list[dict[str, Any]], class_names: list[st
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    stats = {k: max(float(v), 0.0) for k, v in zip(STAT_NAMES, ev.stats, strict=False)}
+    # COCOeval says -1 where there is nothing to measure (no large objects, say): leave those out.
+    stats = {k: float(v) for k, v in zip(STAT_NAMES, ev.stats, strict=False) if v >= 0}
     # precision: [iou thresholds, recall points, classes, area ranges, max dets]; area "all", 100 dets.
     precision = ev.eval["precision"][:, :, :, 0, -1]
     per_class, curves = {}, {}
