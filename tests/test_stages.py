@@ -42,6 +42,13 @@ def test_reference_data_is_deterministic(ctx: ModelContext, tmp_path: Path) -> N
         assert set(d["labels"].tolist()) == {0, 1}
 
 
+def test_reference_training_is_byte_reproducible(ctx: ModelContext) -> None:
+    """Same data, same seed: the same checkpoint bytes, so DVC sees a retrain as no change."""
+    first = sha256_file(ctx.checkpoint)
+    train(ctx)
+    assert sha256_file(ctx.checkpoint) == first
+
+
 def test_export_checks_and_stamps(ctx: ModelContext) -> None:
     path = ctx.onnx_path("calibration_classifier")
     model = onnx.load(str(path))

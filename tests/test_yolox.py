@@ -7,7 +7,6 @@ training is ~65 s on free cores."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import yaml
 from pipelines.descriptor import Endpoint, load_descriptor
 from pipelines.tasks import Model, get_task
 from pipelines.workspace import ModelContext
-from tests.helpers import BIN, REPO, modelzoo, read_yaml, run, write_yaml
+from tests.helpers import BIN, bundled_subset_repo, init_repo, modelzoo, run
 
 pytestmark = pytest.mark.slow
 
@@ -30,24 +29,8 @@ ENDPOINTS = {"pytorch-cpu-fp32": Endpoint(backend="pytorch"), "onnxruntime-cpu-f
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository holding only the two YOLOX models, after `dvc repro` of both."""
-    dest = tmp_path_factory.mktemp("yolox") / "repo"
-    dest.mkdir()
-    for f in ("dvc.yaml", ".gitignore", ".dvcignore"):
-        if (REPO / f).exists():
-            shutil.copy(REPO / f, dest / f)
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(REPO / "pipelines", dest / "pipelines", ignore=ignore)
-    for name in MODELS:
-        shutil.copytree(REPO / "models" / name, dest / "models" / name, ignore=ignore)
-    params = read_yaml(REPO / "params.yaml")
-    params["models"] = {name: params["models"][name] for name in MODELS}
-    params["reference_models"] = ["yolox"]
-    write_yaml(dest / "params.yaml", params)
-    run(["git", "init", "-q"], dest)
-    run([str(BIN / "dvc"), "init", "-q"], dest)
-    run([str(BIN / "dvc"), "config", "core.analytics", "false"], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
+    dest = bundled_subset_repo(tmp_path_factory.mktemp("yolox") / "repo", list(MODELS))
+    init_repo(dest)
     run([str(BIN / "dvc"), "repro", *(f"evaluate@{name}" for name in MODELS)], dest)
     return dest
 

@@ -8,6 +8,7 @@ through a wrong extrinsic (a shift and a rotation), so the edges no longer line 
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from pathlib import Path
@@ -130,5 +131,9 @@ def train(ctx: Any, checkpoint: Path) -> dict[str, Any]:
         log.info(line)
         lines.append(line)
     model.eval()
-    torch.save(model.state_dict(), checkpoint)
+    # Into a buffer first: torch.save names the archive after the file, and the file is a random
+    # temporary path, so saving to it directly would make every retrain's bytes differ.
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    checkpoint.write_bytes(buffer.getvalue())
     return {"seconds": round(time.perf_counter() - start, 1), "log": lines}

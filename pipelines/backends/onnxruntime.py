@@ -23,6 +23,9 @@ def session_options(threads: int = 0) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
+    # Idle ORT threads spin and, on small machines, slow whatever runs next (another backend's
+    # timed run, the task's postprocessing).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 
