@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import BIN, REPO, make_repo, read_yaml, run, tiny_descriptor, write_yaml  # noqa: E402
+from tests.helpers import BIN, REPO, make_repo, read_yaml, run, tiny_descriptor, write_yaml
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
@@ -99,7 +99,9 @@ def main() -> None:
             report["bundled"] = measure(clone, n, scratch=True)
         for n in args.sizes:
             repo = generated_repo(work / f"gen{n}", n)
-            report["sets"].append(measure(repo, n, scratch=n <= args.skip_scratch_over))  # type: ignore[union-attr]
+            result = measure(repo, n, scratch=n <= args.skip_scratch_over)
+            report["sets"].append(result)  # type: ignore[union-attr]
+            print(json.dumps(result), file=sys.stderr, flush=True)  # progress: one set at a time
             shutil.rmtree(repo, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
