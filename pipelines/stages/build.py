@@ -7,7 +7,6 @@ its environment key differs on a capable machine, so DVC reruns the build there.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -51,13 +50,13 @@ def run_build(ctx: ModelContext) -> dict[str, Any]:
                 entry["skipped"] = env.reason
                 continue
             builder = get_target(target)
-            for (precision, component), src in variants.items():
-                dest = ctx.target_dir(env.key, precision, out) / f"{component}{builder.SUFFIX}"
+            for (variant, component), src in variants.items():
+                dest = ctx.target_dir(env.key, variant, out) / f"{component}{builder.SUFFIX}"
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 start = time.perf_counter()
                 log.info("build %s %s/%s -> %s", target, desc.name, component, dest.relative_to(out))
                 meta = builder.build(src, dest, ctx, component)
-                entry["built"][f"{precision}/{component}"] = {
+                entry["built"][f"{variant}/{component}"] = {
                     "file": str(dest.relative_to(out)),
                     "sha256": sha256_file(dest),
                     "source_onnx_sha256": sha256_file(src),
@@ -65,5 +64,4 @@ def run_build(ctx: ModelContext) -> dict[str, Any]:
                     **meta,
                 }
         write_json(out / "build.json", report)
-    shutil.rmtree(ctx.build_dir / ".tmp", ignore_errors=True)
     return report

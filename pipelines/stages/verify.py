@@ -64,7 +64,7 @@ def verify_scenario(ctx: ModelContext, scenario: Scenario) -> dict[str, Any]:
     test_results, _ = run_endpoint(task, scenario.test, samples)
     outputs: dict[str, Any] = {}
     for i, (r, t) in enumerate(zip(ref_results, test_results, strict=True)):
-        checks = {
+        checks: dict[str, dict[str, Any]] = {
             key: compare(ref, t.raw[key], tolerance_for(scenario, key))
             if key in t.raw
             else {"pass": False, "error": "missing in test outputs"}
