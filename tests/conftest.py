@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ os.environ.update(
         "DVC_NO_ANALYTICS": "1",
     }
 )
+# Tools of this environment (modelzoo, dvc, actionlint...) first on PATH, also when the venv is not
+# activated (the README's test command runs .venv/bin/python directly).
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def free_port() -> int:
