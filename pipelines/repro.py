@@ -145,6 +145,16 @@ def _summary(root: Path, names: list[str]) -> None:
         print(line)
 
 
+def _dvc_repro(root: Path, stages: list[str]) -> int:
+    env = dict(os.environ)
+    # Stage commands call `modelzoo`: make sure it is this installation's.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    try:
+        return subprocess.run([*_dvc(), "repro", *stages], cwd=root, env=env, check=False).returncode
+    except OSError as err:
+        raise ModelzooError(f"dvc: cannot run: {err}") from None
+
+
 def run_repro(root: Path, models: list[str] | None, dry: bool = False) -> int:
     params = load_params(root)
     known = list(params["models"])
@@ -160,31 +170,27 @@ def run_repro(root: Path, models: list[str] | None, dry: bool = False) -> int:
         state = json.loads(state_path.read_text())
     except (OSError, ValueError):
         state = {}
-    before = _stamps(root, names, reference)
-    if _environment_changed(root, targets):
-        changed = names
-    else:
-        changed = [n for n in names if before[n] is None or state.get(n) != before[n]]
-
-    if not changed:
+    env_changed = _environment_changed(root, targets)
+    asked: set[str] = set()
+    # A model can share inputs with another (a checkpoint, a dataset): rerunning one may change
+    # the other's stamp, so ask again until no model that was not yet asked has changed.
+    while True:
+        stamps = _stamps(root, [n for n in names if n not in asked], reference)
+        changed = [n for n, st in stamps.items() if env_changed or st is None or state.get(n) != st]
+        if not changed:
+            break
+        print(f"asking DVC about {len(changed)} of {len(names)} model(s): {', '.join(changed)}", flush=True)
+        if dry:
+            return 0
+        rc = _dvc_repro(root, [f"evaluate@{n}" for n in changed])
+        if rc != 0:
+            return rc
+        asked.update(changed)
+        env_changed = False
+        after = _stamps(root, changed, reference)
+        state.update({n: st for n, st in after.items() if st is not None})
+        write_json(state_path, state)
+    if not asked:
         print(f"up to date: {len(names)} model(s), nothing handed to DVC")
-        _summary(root, names)
-        return 0
-    stages = [f"evaluate@{n}" for n in changed]
-    print(f"asking DVC about {len(changed)} of {len(names)} model(s): {', '.join(changed)}", flush=True)
-    if dry:
-        return 0
-    env = dict(os.environ)
-    # Stage commands call `modelzoo`: make sure it is this installation's.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    try:
-        proc = subprocess.run([*_dvc(), "repro", *stages], cwd=root, env=env, check=False)
-    except OSError as err:
-        raise ModelzooError(f"dvc: cannot run: {err}") from None
-    if proc.returncode != 0:
-        return proc.returncode
-    after = _stamps(root, changed, reference)
-    state.update({n: s for n, s in after.items() if s is not None})
-    write_json(state_path, state)
     _summary(root, names)
     return 0
