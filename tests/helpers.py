@@ -122,6 +122,23 @@ def make_repo(dest: Path, models: dict[str, dict[str, Any]], git: bool = True) -
     return dest
 
 
+def built_model(dest: Path, name: str, desc: dict[str, Any]) -> Any:
+    """A one-model repository at `dest`, with its reference data, checkpoint, ONNX and build made."""
+    from pipelines.descriptor import load_descriptor
+    from pipelines.reference import make_data, train
+    from pipelines.stages.build import run_build
+    from pipelines.stages.export import run_export
+    from pipelines.workspace import ModelContext
+
+    root = make_repo(dest, {name: desc})
+    ctx = ModelContext(root, load_descriptor(root, name))
+    make_data(ctx)
+    train(ctx)
+    run_export(ctx)
+    run_build(ctx)
+    return ctx
+
+
 def run(
     cmd: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

@@ -12,17 +12,14 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from pipelines.descriptor import load_descriptor
 from pipelines.fileio import sha256_file
 from pipelines.precision import CalibrationSet, make_fp16
-from pipelines.reference import make_data, train
 from pipelines.stages.build import run_build
 from pipelines.stages.evaluate import run_evaluate
-from pipelines.stages.export import run_export
 from pipelines.stages.verify import run_verify
 from pipelines.tasks import get_task
 from pipelines.workspace import ModelContext
-from tests.helpers import make_repo, modelzoo, read_yaml, tiny_descriptor, write_yaml
+from tests.helpers import built_model, modelzoo, read_yaml, tiny_descriptor, write_yaml
 
 COMP = "calibration_classifier"
 ORT = {"backend": "onnxruntime", "device": "cpu"}
@@ -53,13 +50,8 @@ def precision_descriptor() -> dict:
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory: pytest.TempPathFactory) -> ModelContext:
-    root = make_repo(tmp_path_factory.mktemp("precision") / "repo", {"tiny": precision_descriptor()})
-    c = ModelContext(root, load_descriptor(root, "tiny"))
-    make_data(c)
-    train(c)
-    run_export(c)
-    run_build(c)
-    return c
+    ctx: ModelContext = built_model(tmp_path_factory.mktemp("precision") / "repo", "tiny", precision_descriptor())
+    return ctx
 
 
 def build_report(ctx: ModelContext) -> dict:

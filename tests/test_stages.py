@@ -16,21 +16,15 @@ from pipelines.fileio import sha256_file
 from pipelines.reference import make_data, train
 from pipelines.stages.build import run_build
 from pipelines.stages.evaluate import run_evaluate
-from pipelines.stages.export import run_export
 from pipelines.stages.verify import run_verify
 from pipelines.workspace import ModelContext
-from tests.helpers import make_repo, modelzoo, tiny_descriptor
+from tests.helpers import built_model, make_repo, modelzoo, tiny_descriptor
 
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory: pytest.TempPathFactory) -> ModelContext:
-    root = make_repo(tmp_path_factory.mktemp("stages") / "repo", {"tiny": tiny_descriptor("tiny")})
-    c = ModelContext(root, load_descriptor(root, "tiny"))
-    make_data(c)
-    train(c)
-    run_export(c)
-    run_build(c)
-    return c
+    ctx: ModelContext = built_model(tmp_path_factory.mktemp("stages") / "repo", "tiny", tiny_descriptor("tiny"))
+    return ctx
 
 
 def test_reference_data_is_deterministic(ctx: ModelContext, tmp_path: Path) -> None:
