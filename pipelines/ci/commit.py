@@ -40,35 +40,13 @@ def commit_back(
     if git(root, "diff", "--cached", "--quiet", "--", *paths, check=False).returncode == 0:
         return None
     subject = message if SKIP in message else f"{message} {SKIP}"
-    git(
-        root,
-        "-c",
-        f"user.name={BOT_NAME}",
-        "-c",
-        f"user.email={BOT_EMAIL}",
-        "commit",
-        "-q",
-        "-m",
-        subject,
-        "--",
-        *paths,
-    )
+    as_bot = ["-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}"]
+    git(root, *as_bot, "commit", "-q", "-m", subject, "--", *paths)
     for attempt in range(attempts):
         if git(root, "push", "-q", remote, f"HEAD:refs/heads/{branch}", check=False).returncode == 0:
             return git(root, "rev-parse", "HEAD").stdout.strip()
         if attempt + 1 < attempts:  # someone pushed meanwhile: replay this one commit on top
-            git(
-                root,
-                "-c",
-                f"user.name={BOT_NAME}",
-                "-c",
-                f"user.email={BOT_EMAIL}",
-                "pull",
-                "-q",
-                "--rebase",
-                remote,
-                branch,
-            )
+            git(root, *as_bot, "pull", "-q", "--rebase", remote, branch)
     raise ModelzooError(
         f"{' '.join(paths)}: push to {remote}/{branch} rejected {attempts} times: commit it by hand or rerun"
     )
