@@ -136,6 +136,15 @@ def env_cmd(target: Annotated[str, typer.Argument(help="Build target: onnxruntim
     typer.echo(f"{target}: {env.key}" + ("" if env.available else f" (unavailable: {env.reason})"))
 
 
+@reference_app.command("recipe")
+def reference_recipe(model: ModelArg) -> None:
+    """Write what the data and training stages read (a model edit elsewhere does not retrain)."""
+    from pipelines.reference import write_recipe
+
+    ctx = _ctx(model)
+    _done("recipe", write_recipe(ctx))
+
+
 @reference_app.command("data")
 def reference_data(model: ModelArg) -> None:
     """Write the deterministic synthetic dataset of a reference model."""

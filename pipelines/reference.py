@@ -2,6 +2,11 @@
 
 A reference model's folder holds a module (descriptor `reference.module`) with
 `make_data(out: Path, seed: int, options: dict)` and `train(ctx, checkpoint: Path) -> dict`.
+
+Data and training depend on the model's recipe (artifacts/<model>/recipe.json), not on its folder:
+the recipe holds only what training reads (the descriptor's `reference` and `source` sections and
+the sha256 of every other file in the folder), so editing a tolerance, a precision or a budget in
+model.yaml does not retrain the model.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ import importlib.util
 import json
 import logging
 import sys
+from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from pipelines.descriptor import DESCRIPTOR_FILE
 from pipelines.errors import DescriptorError
-from pipelines.fileio import atomic_dir, atomic_path, write_json
+from pipelines.fileio import atomic_dir, atomic_path, sha256_file, write_json
 
 if TYPE_CHECKING:
     from pipelines.workspace import ModelContext
@@ -36,6 +43,33 @@ def reference_module(ctx: ModelContext) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def recipe(ctx: ModelContext) -> dict[str, Any]:
+    desc = ctx.descriptor
+    files = sorted(
+        p for p in ctx.dir.rglob("*") if p.is_file() and p.name != DESCRIPTOR_FILE and "__pycache__" not in p.parts
+    )
+    return {
+        "model": ctx.name,
+        "reference": desc.reference.model_dump(mode="json") if desc.reference else None,
+        "source": desc.source.model_dump(mode="json"),
+        "files": {p.relative_to(ctx.dir).as_posix(): sha256_file(p) for p in files},
+    }
+
+
+def write_recipe(ctx: ModelContext) -> Path:
+    """Write recipe.json; an unchanged recipe keeps its file, so DVC sees nothing new downstream."""
+    reference_module(ctx)  # fails early, with the descriptor field, for a model that is no reference model
+    dest = ctx.recipe
+    data = recipe(ctx)
+    try:
+        same = json.loads(dest.read_text()) == data
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        write_json(dest, data)
+    return dest
 
 
 def make_data(ctx: ModelContext) -> None:

@@ -30,7 +30,7 @@ from pipelines.workspace import ARTIFACTS, PARAMS_FILE, load_params
 
 STATE_FILE = Path(".dvc") / "tmp" / "modelzoo-repro.json"
 MODEL_STAGES = ("export", "build", "verify", "evaluate")
-REFERENCE_STAGES = ("data", "train")
+REFERENCE_STAGES = ("recipe", "data", "train")
 ENV_DIR = f"{ARTIFACTS}/env"
 
 try:

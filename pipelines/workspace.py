@@ -67,6 +67,11 @@ class ModelContext:
         return self.root / self.descriptor.source.checkpoint
 
     @property
+    def recipe(self) -> Path:
+        """What a reference model's data and training stages read (pipelines/reference.py)."""
+        return self.root / ARTIFACTS / self.name / "recipe.json"
+
+    @property
     def dataset(self) -> Path:
         return self.root / self.descriptor.evaluation.dataset
 

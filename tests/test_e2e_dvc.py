@@ -79,3 +79,22 @@ def test_editing_one_model_reruns_only_that_model(clone: Path) -> None:
     assert json.loads((clone / "artifacts" / COPY / "metrics.json").read_text())["samples"] == 30
     again = run([str(BIN / "dvc"), "repro"], clone)
     assert {s for s in ran(again.stdout) if not s.startswith("env@")} == set()
+
+
+def test_descriptor_edit_does_not_retrain_but_code_edit_does(clone: Path) -> None:
+    path = clone / "models" / MODEL / "model.yaml"
+    desc = read_yaml(path)
+    desc["verification"]["scenarios"][0]["default"]["atol"] = 2.0e-4
+    write_yaml(path, desc)
+    proc = run([str(BIN / "dvc"), "repro", f"evaluate@{MODEL}"], clone)
+    stages = ran(proc.stdout)
+    assert f"recipe@{MODEL}" in stages and f"verify@{MODEL}" in stages, proc.stdout
+    assert not {f"data@{MODEL}", f"train@{MODEL}"} & stages, proc.stdout
+
+    net = clone / "models" / MODEL / "net.py"
+    net.write_text(net.read_text() + "\n# an edit of the network code\n")
+    proc = run([str(BIN / "dvc"), "repro", f"train@{MODEL}"], clone)
+    stages = ran(proc.stdout)
+    assert f"train@{MODEL}" in stages and f"data@{MODEL}" in stages, proc.stdout
+    recipe = json.loads((clone / "artifacts" / MODEL / "recipe.json").read_text())
+    assert set(recipe["files"]) == {"net.py", "reference.py"}
