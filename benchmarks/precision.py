@@ -6,8 +6,9 @@ headline metric and latency, measured side by side in one run. Prints JSON.
 Endpoints: ONNX Runtime on the CPU for every built precision, PyTorch on the CPU and on CUDA, and
 TensorRT for every built precision; the ones that cannot run here are listed with the reason.
 Latency is per sample: `model_ms` is the time in the model's components (host timer, includes
-host<->device copies), `total_ms` adds the task's pre/post-processing; TensorRT rows also give
-`gpu_ms`, CUDA-event time of execute_async_v3 alone. Run it after `modelzoo build` of the models.
+host<->device copies), `total_ms` adds the task's pre/post-processing; CUDA rows (PyTorch, TensorRT)
+also give `gpu_ms`, the CUDA-event time of the components' computation alone. Run it after
+`modelzoo build` of the models.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.descriptor import Endpoint
-from pipelines.latency import Timer, stats
-from pipelines.stages.runner import skip_reason
-from pipelines.tasks import Model, get_task
+from pipelines.latency import stats
+from pipelines.stages.runner import run_endpoint, skip_reason
+from pipelines.tasks import get_task
 from pipelines.workspace import find_root, load_params, model_context
 
 
@@ -44,21 +45,7 @@ def _short(s: dict[str, float]) -> dict[str, float]:
 def measure(ctx: Any, ep: Endpoint, samples: list[Any], warmup: int) -> dict[str, Any]:
     task = get_task(ctx)
     components = [c.name for c in ctx.descriptor.components]
-    model = Model(ctx, ep)
-    timer = Timer()
-    try:
-        for _ in range(warmup if samples else 0):
-            task.run(model, samples[0], timer)
-            timer.discard()
-        for s in model.sessions.values():  # the warmup's GPU times are not part of the figure
-            getattr(s, "device_ms", []).clear()
-        results = []
-        for s in samples:
-            results.append(task.run(model, s, timer))
-            timer.next_sample()
-        gpu = [getattr(s, "device_ms", []) for s in model.sessions.values()]
-    finally:
-        model.close()
+    results, timer = run_endpoint(task, ep, samples, warmup=warmup)
     metrics = task.metrics([r.prediction for r in results], samples)
     headline = ctx.descriptor.evaluation.headline
     row: dict[str, Any] = {
@@ -67,8 +54,8 @@ def measure(ctx: Any, ep: Endpoint, samples: list[Any], warmup: int) -> dict[str
         "model_ms": _short(stats([sum(t.get(c, 0.0) for c in components) for t in timer.samples])),
         "total_ms": _short(stats([sum(t.values()) for t in timer.samples])),
     }
-    if any(gpu):
-        row["gpu_ms"] = _short(stats([sum(ms) for ms in zip(*gpu, strict=True)]))
+    if any(timer.device_samples):
+        row["gpu_ms"] = _short(stats([sum(d.values()) for d in timer.device_samples]))
     return row
 
 

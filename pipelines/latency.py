@@ -11,11 +11,14 @@ import numpy as np
 
 
 class Timer:
-    """Collects the time of named parts (preprocess, <component>, postprocess...) per sample."""
+    """Collects the time of named parts (preprocess, <component>, postprocess...) per sample, on
+    the host clock, and beside it the GPU time of components on a CUDA device (CUDA events)."""
 
     def __init__(self) -> None:
         self.samples: list[dict[str, float]] = []
+        self.device_samples: list[dict[str, float]] = []
         self._current: dict[str, float] = defaultdict(float)
+        self._device: dict[str, float] = defaultdict(float)
 
     @contextlib.contextmanager
     def part(self, name: str) -> Iterator[None]:
@@ -25,18 +28,31 @@ class Timer:
         finally:
             self._current[name] += (time.perf_counter() - start) * 1e3
 
+    def add_device(self, name: str, ms: float) -> None:
+        """GPU time of a part, measured by the backend (it is inside the host time of that part)."""
+        self._device[name] += ms
+
     def next_sample(self) -> None:
         if self._current:
             self.samples.append(dict(self._current))
-        self._current = defaultdict(float)
+            self.device_samples.append(dict(self._device))
+        self.discard()
 
     def discard(self) -> None:
         self._current = defaultdict(float)
+        self._device = defaultdict(float)
 
     def summary(self) -> dict[str, dict[str, float]]:
+        """Host time per part and in total; GPU time per component as "<component>.gpu" and in
+        total as "gpu" (not added to "total", which it is part of)."""
         parts = sorted({k for s in self.samples for k in s})
         out = {p: stats([s.get(p, 0.0) for s in self.samples]) for p in parts}
         out["total"] = stats([sum(s.values()) for s in self.samples])
+        gpu = sorted({k for s in self.device_samples for k in s})
+        for p in gpu:
+            out[f"{p}.gpu"] = stats([s.get(p, 0.0) for s in self.device_samples])
+        if gpu:
+            out["gpu"] = stats([sum(s.values()) for s in self.device_samples])
         return out
 
 

@@ -18,7 +18,8 @@ class BackendUnavailable(Exception):
 
 
 class Session(Protocol):
-    """One loaded component. `run` blocks until the outputs are on the host."""
+    """One loaded component. `run` blocks until the outputs are on the host. A session on a GPU
+    also keeps `device_ms: list[float]`, the CUDA-event time of each run's computation."""
 
     def run(self, inputs: Arrays) -> Arrays: ...
 

@@ -24,18 +24,29 @@ class TorchSession:
         self.input_names = input_names
         self.output_names = output_names
         self.device = torch.device(device)
+        self.device_ms: list[float] = []
 
     def run(self, inputs: Arrays) -> Arrays:
         torch = self._torch
         args = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in self.input_names]
+        cuda = self.device.type == "cuda"
+        if cuda:  # GPU time of the forward pass alone, without the copies
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
         with torch.inference_mode():
             out = self.module(*args)
+        if cuda:
+            end.record()
         if isinstance(out, torch.Tensor):
             out = (out,)
         if len(out) != len(self.output_names):
             raise RuntimeError(f"model returned {len(out)} outputs, descriptor names {len(self.output_names)}")
         # .cpu() waits for the device, so timings around run() are complete.
-        return {n: t.detach().cpu().numpy() for n, t in zip(self.output_names, out, strict=True)}
+        host = {n: t.detach().cpu().numpy() for n, t in zip(self.output_names, out, strict=True)}
+        if cuda:
+            end.synchronize()
+            self.device_ms.append(float(start.elapsed_time(end)))
+        return host
 
     def close(self) -> None:
         pass

@@ -46,8 +46,13 @@ class Model:
         if self.timer is None:
             outputs = session.run(inputs)
         else:
+            # Sessions on a GPU append the CUDA-event time of each run to `device_ms`.
+            gpu: list[float] | None = getattr(session, "device_ms", None)
+            before = len(gpu) if gpu is not None else 0
             with self.timer.part(component):
                 outputs = session.run(inputs)
+            if gpu is not None and len(gpu) > before:
+                self.timer.add_device(component, gpu[-1])
         self.raw.update({f"{component}.{k}": v for k, v in outputs.items()})
         return outputs
 

@@ -40,4 +40,9 @@ def test_pytorch_cuda_matches_the_cpu_and_scores_the_same(name: str, scratch: Pa
     m_cpu = task.metrics([r.prediction for r in cpu], samples)
     m_gpu = task.metrics([r.prediction for r in gpu], samples)
     assert m_gpu[headline] == pytest.approx(m_cpu[headline], abs=1 / len(samples))
-    assert timer.summary()["total"]["samples"] == len(samples)
+    summary = timer.summary()
+    assert summary["total"]["samples"] == len(samples)
+    # CUDA-event time of every component, inside its host time.
+    assert summary["gpu"]["samples"] == len(samples)
+    for comp in ctx.descriptor.components:
+        assert 0 < summary[f"{comp.name}.gpu"]["mean"] <= summary[comp.name]["mean"]
