@@ -81,6 +81,10 @@ def convert_fp16(model: onnx.ModelProto, block: list[str]) -> onnx.ModelProto:
     import onnx
     from onnxconverter_common import float16
 
+    # Exported files can hold two value_info entries for one tensor (YOLOX's does); the converter
+    # retypes only the first, and ONNX Runtime refuses the file over the stale fp32 one. Infer afresh.
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    del model.graph.value_info[:]
     model = onnx.shape_inference.infer_shapes(model)
     producer = {out: n.op_type for n in model.graph.node for out in n.output}
     consumed = {i for n in model.graph.node for i in n.input}

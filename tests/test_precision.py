@@ -194,3 +194,40 @@ def test_a_too_tight_budget_fails_the_evaluate_stage(ctx: ModelContext) -> None:
     assert "onnxruntime-cpu-int8" in json.loads(ctx.metrics.read_text())["backends"]
     # The same stage passes again with the budget in the descriptor.
     assert modelzoo(["evaluate", "tiny"], ctx.root).returncode == 0
+
+
+def test_fp16_of_a_graph_with_a_block_listed_resize_loads_in_onnxruntime(tmp_path: Path) -> None:
+    """YOLOX's neck: Conv -> Resize (kept fp32 by the converter's list) -> Conv, exported with two
+    value_info entries for the Resize output, as YOLOX's file has: the converter retyped one and left
+    the stale fp32 one, which ONNX Runtime refused."""
+    import onnxruntime as ort
+    import torch
+    from onnxconverter_common import float16
+
+    from pipelines.precision import convert_fp16
+
+    class Neck(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(torch.nn.functional.interpolate(torch.relu(self.a(x)), scale_factor=2.0, mode="nearest"))
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 16, 16)
+    path = tmp_path / "neck.onnx"
+    torch.onnx.export(Neck().eval(), (x,), str(path), input_names=["x"], output_names=["y"], dynamo=False)
+    model = onnx.load(str(path))
+    model = onnx.shape_inference.infer_shapes(model)
+    resized = next(n.output[0] for n in model.graph.node if n.op_type == "Resize")
+    model.graph.value_info.extend([v for v in model.graph.value_info if v.name == resized])
+    fp16 = convert_fp16(model, sorted(float16.DEFAULT_OP_BLOCK_LIST))
+    onnx.checker.check_model(fp16, full_check=True)
+    cpu = ["CPUExecutionProvider"]
+    run = {
+        name: ort.InferenceSession(m.SerializeToString(), providers=cpu).run(None, {"x": x.numpy()})[0]
+        for name, m in (("fp32", model), ("fp16", fp16))
+    }
+    assert run["fp16"].dtype == np.float32
+    np.testing.assert_allclose(run["fp16"], run["fp32"], atol=1e-2)
