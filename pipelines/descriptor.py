@@ -157,6 +157,11 @@ class Build(Strict):
     # Op types kept in fp32 by the fp16 conversion, on top of the tool's own list.
     fp16_block_list: list[str] = []
     calibration_samples: int = Field(16, ge=1)
+    # int8 activation ranges: MinMax works for any input; Percentile and Entropy (histograms) need
+    # every calibration feed of a component to have one shape.
+    calibration_method: Literal["MinMax", "Percentile", "Entropy"] = "MinMax"
+    # ONNX node names (fnmatch patterns) kept in floating point by the int8 policy.
+    int8_exclude: list[str] = []
     workspace_mib: int = Field(1024, ge=64)
     hardware_compatible: bool = False
     version_compatible: bool = False

@@ -231,3 +231,65 @@ def test_fp16_of_a_graph_with_a_block_listed_resize_loads_in_onnxruntime(tmp_pat
     }
     assert run["fp16"].dtype == np.float32
     np.testing.assert_allclose(run["fp16"], run["fp32"], atol=1e-2)
+
+
+def _with_build(ctx: ModelContext, **build: object) -> ModelContext:
+    changed = ctx.descriptor.build.model_copy(update=build)
+    return ModelContext(ctx.root, ctx.descriptor.model_copy(update={"build": changed}))
+
+
+def _variant(ctx: ModelContext, tmp_path: Path, **build: object) -> tuple[onnx.ModelProto, dict]:
+    from pipelines.precision import make_int8
+
+    dest = tmp_path / "int8.onnx"
+    info = make_int8(_with_build(ctx, **build), COMP, dest)
+    return onnx.load(str(dest)), info
+
+
+def test_int8_qdq_sits_on_the_inputs_of_weighted_layers_only(ctx: ModelContext) -> None:
+    from pipelines.precision import WEIGHTED_OPS
+
+    model = onnx.load(str(ctx.onnx_path(COMP, "int8")))
+    consumers: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    dq_outputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    # A tensor is quantized only because a weighted layer reads it (other readers of it, such as a
+    # residual Add, then read the same dequantized values); no output is quantized for its own sake.
+    for out in dq_outputs:
+        assert set(consumers[out]) & set(WEIGHTED_OPS), (out, consumers[out])
+    assert not dq_outputs & {o.name for o in model.graph.output}
+    weighted = [n for n in model.graph.node if n.op_type in WEIGHTED_OPS]
+    assert weighted and all(n.input[0] in dq_outputs and n.input[1] in dq_outputs for n in weighted)
+
+
+def test_int8_exclude_keeps_the_matching_nodes_in_floating_point(ctx: ModelContext, tmp_path: Path) -> None:
+    fp32 = onnx.load(str(ctx.onnx_path(COMP)))
+    first = next(n.name for n in fp32.graph.node if n.op_type == "Conv")
+    model, info = _variant(ctx, tmp_path, int8_exclude=[first.replace("Conv", "C*")])
+    assert info["excluded_nodes"] == [first]
+    node = next(n for n in model.graph.node if n.name == first)
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    assert all(producers.get(i) != "DequantizeLinear" for i in node.input)
+    others = [n for n in model.graph.node if n.op_type == "Conv" and n.name != first]
+    assert others and all(producers.get(n.input[0]) == "DequantizeLinear" for n in others)
+
+
+def test_an_int8_exclude_pattern_matching_nothing_is_a_descriptor_error(ctx: ModelContext, tmp_path: Path) -> None:
+    from pipelines.errors import DescriptorError
+
+    with pytest.raises(DescriptorError, match=r"build\.int8_exclude\[1\]: '/no/such/\*' matches no ONNX node"):
+        _variant(ctx, tmp_path, int8_exclude=["*", "/no/such/*"])
+
+
+def test_percentile_calibration_is_recorded_and_refuses_varying_shapes(ctx: ModelContext, tmp_path: Path) -> None:
+    from pipelines.errors import DescriptorError
+    from pipelines.precision import _check_fixed_shapes
+
+    _, info = _variant(ctx, tmp_path, calibration_method="Percentile")
+    assert info["calibration_method"] == "Percentile"
+    percentile = _with_build(ctx, calibration_method="Percentile")
+    feeds = [{"voxels": np.zeros((n, 10), np.float32)} for n in (300, 420)]
+    with pytest.raises(DescriptorError, match=r"calibration_method: Percentile .* tiny_net\.voxels varies"):
+        _check_fixed_shapes(percentile, "tiny_net", CalibrationSet("data/tiny", "val", [0, 1], feeds))
