@@ -6,7 +6,6 @@ Heavy libraries (torch, onnx) are imported inside commands only, so that `modelz
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -121,18 +120,12 @@ def evaluate(model: ModelArg) -> None:
 def env_cmd(target: Annotated[str, typer.Argument(help="Build target: onnxruntime or tensorrt.")]) -> None:
     """Write the environment fingerprint of a build target (a DVC dependency of every build)."""
     from pipelines.environment import PROBES, target_environment
-    from pipelines.fileio import write_json
+    from pipelines.fileio import write_json_if_changed
 
     if target not in PROBES:
         raise ModelzooError(f"unknown target '{target}' (known: {', '.join(PROBES)})", exit_code=2)
     env = target_environment(target)
-    dest = _root() / "artifacts" / "env" / f"{target}.json"
-    try:
-        same = json.loads(dest.read_text()) == env.to_json()
-    except (OSError, ValueError):
-        same = False
-    if not same:  # an unchanged fingerprint keeps its file (and mtime) as it is
-        write_json(dest, env.to_json())
+    write_json_if_changed(_root() / "artifacts" / "env" / f"{target}.json", env.to_json())
     typer.echo(f"{target}: {env.key}" + ("" if env.available else f" (unavailable: {env.reason})"))
 
 

@@ -59,6 +59,17 @@ def write_json(dest: Path, data: Any) -> None:
     write_text(dest, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def write_json_if_changed(dest: Path, data: Any) -> None:
+    """write_json, except that a file already holding `data` is left as it is (mtime included), so
+    stages depending on it see nothing new."""
+    try:
+        if json.loads(dest.read_text()) == data:
+            return
+    except (OSError, ValueError):
+        pass
+    write_json(dest, data)
+
+
 def sha256_stream(stream: BinaryIO) -> tuple[str, int]:
     """Hash a stream chunk by chunk; returns (hex digest, size)."""
     digest = hashlib.sha256()

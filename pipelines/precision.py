@@ -216,17 +216,21 @@ class _Feeds:
 
 
 def excluded_nodes(ctx: ModelContext, model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes that build.int8_exclude keeps in floating point; a pattern that matches
-    nothing in any component is a descriptor error (a typo would silently quantize the layer)."""
+    """Names of the nodes that build.int8_exclude keeps in floating point."""
     patterns = ctx.descriptor.build.int8_exclude
     return [n.name for n in model.graph.node if any(fnmatch.fnmatchcase(n.name, p) for p in patterns)]
 
 
 def _check_exclusions(ctx: ModelContext) -> None:
+    """A pattern that matches no node of any component is a descriptor error: a typo would
+    silently quantize the layer it meant to keep."""
     import onnx
 
+    patterns = ctx.descriptor.build.int8_exclude
+    if not patterns:
+        return
     names = [n.name for c in ctx.descriptor.components for n in onnx.load(str(ctx.onnx_path(c.name))).graph.node]
-    for i, pattern in enumerate(ctx.descriptor.build.int8_exclude):
+    for i, pattern in enumerate(patterns):
         if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
             raise DescriptorError(f"{_where(ctx)}: build.int8_exclude[{i}]: '{pattern}' matches no ONNX node")
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.descriptor import DESCRIPTOR_FILE
 from pipelines.errors import DescriptorError
-from pipelines.fileio import atomic_dir, atomic_path, sha256_file, write_json
+from pipelines.fileio import atomic_dir, atomic_path, sha256_file, write_json, write_json_if_changed
 
 if TYPE_CHECKING:
     from pipelines.workspace import ModelContext
@@ -61,15 +61,8 @@ def recipe(ctx: ModelContext) -> dict[str, Any]:
 def write_recipe(ctx: ModelContext) -> Path:
     """Write recipe.json; an unchanged recipe keeps its file, so DVC sees nothing new downstream."""
     reference_module(ctx)  # fails early, with the descriptor field, for a model that is no reference model
-    dest = ctx.recipe
-    data = recipe(ctx)
-    try:
-        same = json.loads(dest.read_text()) == data
-    except (OSError, ValueError):
-        same = False
-    if not same:
-        write_json(dest, data)
-    return dest
+    write_json_if_changed(ctx.recipe, recipe(ctx))
+    return ctx.recipe
 
 
 def make_data(ctx: ModelContext) -> None:
