@@ -67,6 +67,14 @@ class PyTorchBackend:
         from pipelines.sources import load_components
 
         self.check(endpoint)
+        if endpoint.device.startswith("cuda"):
+            import torch
+
+            # PyTorch runs convolutions in TF32 on Ampere and later by default (errors of ~1e-2 on YOLOX's
+            # box outputs); this backend is the fp32 reference, so it computes in IEEE fp32. Legacy flags:
+            # once the newer fp32_precision API has set conv and RNN apart, every read of them raises.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         modules = load_components(ctx, endpoint.device)
         spec = next(c for c in ctx.descriptor.components if c.name == component)
         return TorchSession(
