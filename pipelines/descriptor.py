@@ -186,6 +186,9 @@ class Reference(Strict):
     module: str = "reference.py"
     seed: int = 0
     options: dict[str, Any] = {}
+    # fnmatch patterns of model-folder files that data and training never read (export-only code):
+    # left out of the recipe, so editing them re-exports without retraining.
+    exclude: list[str] = []
 
 
 class Descriptor(Strict):

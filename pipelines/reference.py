@@ -5,12 +5,13 @@ A reference model's folder holds a module (descriptor `reference.module`) with
 
 Data and training depend on the model's recipe (artifacts/<model>/recipe.json), not on its folder:
 the recipe holds only what training reads (the descriptor's `reference` and `source` sections and
-the sha256 of every other file in the folder), so editing a tolerance, a precision or a budget in
-model.yaml does not retrain the model.
+the sha256 of every other file in the folder but those `reference.exclude` names), so editing a
+tolerance, a precision or a budget in model.yaml, or export-only code, does not retrain the model.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import json
 import logging
@@ -50,6 +51,12 @@ def recipe(ctx: ModelContext) -> dict[str, Any]:
     files = sorted(
         p for p in ctx.dir.rglob("*") if p.is_file() and p.name != DESCRIPTOR_FILE and "__pycache__" not in p.parts
     )
+    exclude = desc.reference.exclude if desc.reference else []
+    names = [p.relative_to(ctx.dir).as_posix() for p in files]
+    for i, pattern in enumerate(exclude):
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            raise DescriptorError(f"models/{ctx.name}/model.yaml: reference.exclude[{i}]: '{pattern}' matches no file")
+    files = [p for p, n in zip(files, names, strict=True) if not any(fnmatch.fnmatchcase(n, x) for x in exclude)]
     return {
         "model": ctx.name,
         "reference": desc.reference.model_dump(mode="json") if desc.reference else None,
