@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 ORT_SUFFIX = ".ort"
 
 
-def session_options(threads: int = 0) -> ort.SessionOptions:
+def session_options(threads: int = 0, spinning: bool = False) -> ort.SessionOptions:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -25,7 +25,7 @@ def session_options(threads: int = 0) -> ort.SessionOptions:
     opts.log_severity_level = 3
     # Idle ORT threads spin and, on small machines, slow whatever runs next (another backend's
     # timed run, the task's postprocessing).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return opts
 
 
