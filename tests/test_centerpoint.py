@@ -32,6 +32,37 @@ def test_descriptor_and_config_load() -> None:
     assert (task.load_dim, task.use_dim) == (5, [0, 1, 2, 3])
 
 
+def test_pillar_encoder_with_folded_batch_norm_equals_the_pfn_layers() -> None:
+    """Two PFN layers (the first concatenates per-point and max features), BatchNorm with trained-looking
+    statistics: the exported encoder gives mmdet3d's output."""
+    import importlib.util
+
+    import torch
+    from mmdet3d.models.voxel_encoders.utils import PFNLayer
+
+    spec = importlib.util.spec_from_file_location("centerpoint_export", REPO / "models" / MODEL / "export.py")
+    assert spec and spec.loader
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    torch.manual_seed(0)
+    net = torch.nn.Module()
+    net.pfn_layers = torch.nn.ModuleList([PFNLayer(10, 64), PFNLayer(64, 32, last_layer=True)])
+    for pfn in net.pfn_layers:
+        pfn.norm.running_mean.uniform_(-1, 1)
+        pfn.norm.running_var.uniform_(0.5, 2)
+        pfn.norm.weight.data.uniform_(0.5, 1.5)
+        pfn.norm.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    x = torch.randn(500, 8, 10)
+    with torch.no_grad():
+        want = x
+        for pfn in net.pfn_layers:
+            want = pfn(want)
+        got = export.PillarEncoder(net)(x)
+    assert got.shape == want.shape == (500, 1, 32)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository holding only centerpoint, with a short training, after `dvc repro evaluate@centerpoint`."""
