@@ -4,9 +4,8 @@ A reference model's folder holds a module (descriptor `reference.module`) with
 `make_data(out: Path, seed: int, options: dict)` and `train(ctx, checkpoint: Path) -> dict`.
 
 Data and training depend on the model's recipe (artifacts/<model>/recipe.json), not on its folder:
-the recipe holds only what training reads (the descriptor's `reference` and `source` sections and
-the sha256 of every other file in the folder but those `reference.exclude` names), so editing a
-tolerance, a precision or a budget in model.yaml, or export-only code, does not retrain the model.
+the recipe holds only what they read (see `recipe`), so editing a tolerance, a precision or a budget
+in model.yaml, or export-only code, does not retrain the model.
 """
 
 from __future__ import annotations
@@ -47,21 +46,37 @@ def reference_module(ctx: ModelContext) -> ModuleType:
 
 
 def recipe(ctx: ModelContext) -> dict[str, Any]:
+    """What data and training read. Left out, because training never reads them: the descriptor's
+    build, verification and evaluation settings (but the dataset folder), version, description,
+    provenance, export-only component fields (opset, dynamic ranges, outputs) and the files that
+    `reference.exclude` names (that list itself shows as the set of files hashed)."""
     desc = ctx.descriptor
+    ref = desc.reference
+    where = f"models/{ctx.name}/model.yaml: reference.exclude"
     files = sorted(
         p for p in ctx.dir.rglob("*") if p.is_file() and p.name != DESCRIPTOR_FILE and "__pycache__" not in p.parts
     )
-    exclude = desc.reference.exclude if desc.reference else []
     names = [p.relative_to(ctx.dir).as_posix() for p in files]
+    exclude = ref.exclude if ref else []
+    read_by_training = [f for f in (ref.module if ref else None, desc.source.config) if f]
     for i, pattern in enumerate(exclude):
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
-            raise DescriptorError(f"models/{ctx.name}/model.yaml: reference.exclude[{i}]: '{pattern}' matches no file")
-    files = [p for p, n in zip(files, names, strict=True) if not any(fnmatch.fnmatchcase(n, x) for x in exclude)]
+            raise DescriptorError(f"{where}[{i}]: '{pattern}' matches no file")
+        if hit := next((f for f in read_by_training if fnmatch.fnmatchcase(f, pattern)), None):
+            raise DescriptorError(f"{where}[{i}]: '{pattern}' matches {hit}, which training reads")
     return {
         "model": ctx.name,
-        "reference": desc.reference.model_dump(mode="json") if desc.reference else None,
+        "reference": ref.model_dump(mode="json", exclude={"exclude"}) if ref else None,
         "source": desc.source.model_dump(mode="json"),
-        "files": {p.relative_to(ctx.dir).as_posix(): sha256_file(p) for p in files},
+        "task": desc.task,
+        "task_options": desc.task_options,
+        "inputs": {c.name: [t.model_dump(mode="json") for t in c.inputs] for c in desc.components},
+        "dataset": desc.evaluation.dataset,
+        "files": {
+            n: sha256_file(p)
+            for p, n in zip(files, names, strict=True)
+            if not any(fnmatch.fnmatchcase(n, x) for x in exclude)
+        },
     }
 
 
