@@ -23,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.backends.onnxruntime import session_options
+from pipelines.fileio import write_text
 from pipelines.latency import stats
 from pipelines.workspace import find_root, load_params, model_context
 
@@ -49,7 +50,7 @@ def bench_component(path: Path, inputs: dict[str, np.ndarray], configs: list[tup
     times: list[list[float]] = [[] for _ in configs]
     # Blocks of runs per configuration, alternating: a run right after another session's would pay for
     # that session's threads still spinning.
-    for block in range(-1, runs // BLOCK):
+    for block in range(-1, -(-runs // BLOCK)):
         for k, sess in enumerate(sessions):
             for _ in range(BLOCK):
                 start = time.perf_counter()
@@ -57,7 +58,7 @@ def bench_component(path: Path, inputs: dict[str, np.ndarray], configs: list[tup
                 if block >= 0:  # block -1 warms up
                     times[k].append((time.perf_counter() - start) * 1e3)
     return [
-        {"threads": t or os.cpu_count(), "spinning": s, "ms": {k: v for k, v in stats(ms).items() if k != "samples"}}
+        {"threads": t or "default", "spinning": s, "ms": {k: v for k, v in stats(ms).items() if k != "samples"}}
         for (t, s), ms in zip(configs, times, strict=True)
     ]
 
@@ -66,7 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", help="models (default: all in params.yaml)")
     parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 0], help="0: ONNX Runtime's default")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 4, 0], help="0: ONNX Runtime's default (physical cores)"
+    )
     parser.add_argument(
         "--also",
         action="append",
@@ -79,23 +82,28 @@ def main() -> None:
     root = find_root()
     configs = [(t, s) for t in args.threads for s in (False, True)]
     rng = np.random.default_rng(0)
-    out: dict[str, Any] = {"cpu_count": os.cpu_count(), "runs": args.runs, "components": {}}
+    runs = -(-args.runs // BLOCK) * BLOCK  # whole blocks
+    out: dict[str, Any] = {"cpu_count": os.cpu_count(), "runs": runs, "components": {}}
     jobs = []
-    for name in args.models or list(load_params(root)["models"]):
+    names = list(load_params(root)["models"])
+    for name in args.models or names:
         ctx = model_context(root, name)
         jobs += [(f"{name}/{c.name}", c, ctx.onnx_path(c.name)) for c in ctx.descriptor.components]
     for spec in args.also:
         key, _, path = spec.partition("=")
         name, _, component = key.partition("/")
-        comp = next(c for c in model_context(root, name).descriptor.components if c.name == component)
+        comps = model_context(root, name).descriptor.components if name in names else []
+        comp = next((c for c in comps if c.name == component), None)
+        if comp is None or not Path(path).is_file():
+            parser.error(f"--also {spec}: needs MODEL/COMPONENT=PATH with a known model, component and file")
         jobs.append((f"{key} ({path})", comp, Path(path)))
     for key, comp, path in jobs:
-        out["components"][key] = bench_component(path, random_inputs(comp, rng), configs, args.runs)
+        out["components"][key] = bench_component(path, random_inputs(comp, rng), configs, runs)
         print(key, "done", file=sys.stderr)
     text = json.dumps(out, indent=2)
     print(text)
     if args.out:
-        args.out.write_text(text + "\n")
+        write_text(args.out, text + "\n")
 
 
 if __name__ == "__main__":

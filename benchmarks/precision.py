@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.descriptor import Endpoint
+from pipelines.fileio import write_text
 from pipelines.latency import stats
 from pipelines.stages.runner import run_endpoint, skip_reason
 from pipelines.tasks import get_task
@@ -116,8 +117,7 @@ def main() -> None:
     text = json.dumps(out, indent=2)
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+        write_text(args.out, text + "\n")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,9 @@ class Scenario(Strict):
     # Per-output tolerance, keyed "<component>.<output>" or "<output>"; the rest use `default`.
     tolerances: dict[str, Tolerance] = {}
     default: Tolerance = Tolerance()
+    # Outputs (same keys as `tolerances`) measured and reported but not deciding the scenario: for an
+    # error no bound describes, e.g. the yaw of near-square boxes under int8.
+    report_only: list[str] = []
 
     @property
     def key(self) -> str:
@@ -172,6 +175,15 @@ class Build(Strict):
         if "fp32" not in v:
             raise ValueError("fp32 must be listed: other precisions are checked against it")
         return v
+
+    @model_validator(mode="after")
+    def _settings_of_built_precisions(self) -> Build:
+        owners = {"fp16_block_list": "fp16", "calibration_samples": "int8", "calibration_method": "int8"}
+        owners["int8_exclude"] = "int8"
+        for field in sorted(self.model_fields_set & owners.keys()):
+            if owners[field] not in self.precisions:
+                raise ValueError(f"{field} is set but {owners[field]} is not in precisions: it would do nothing")
+        return self
 
 
 class Provenance(Strict):

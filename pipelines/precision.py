@@ -215,10 +215,15 @@ class _Feeds:
         return next(self._it, None)
 
 
-def excluded_nodes(ctx: ModelContext, model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes that build.int8_exclude keeps in floating point."""
-    patterns = ctx.descriptor.build.int8_exclude
-    return [n.name for n in model.graph.node if any(fnmatch.fnmatchcase(n.name, p) for p in patterns)]
+def excluded_nodes(ctx: ModelContext, model: onnx.ModelProto, patterns: list[str] | None = None) -> list[str]:
+    """Names of the weighted nodes (the only ones that get Q/DQ) that build.int8_exclude keeps in
+    floating point."""
+    patterns = ctx.descriptor.build.int8_exclude if patterns is None else patterns
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type in WEIGHTED_OPS and any(fnmatch.fnmatchcase(n.name, p) for p in patterns)
+    ]
 
 
 def _check_exclusions(ctx: ModelContext) -> None:
@@ -229,10 +234,12 @@ def _check_exclusions(ctx: ModelContext) -> None:
     patterns = ctx.descriptor.build.int8_exclude
     if not patterns:
         return
-    names = [n.name for c in ctx.descriptor.components for n in onnx.load(str(ctx.onnx_path(c.name))).graph.node]
+    models = [onnx.load(str(ctx.onnx_path(c.name))) for c in ctx.descriptor.components]
     for i, pattern in enumerate(patterns):
-        if not any(fnmatch.fnmatchcase(name, pattern) for name in names):
-            raise DescriptorError(f"{_where(ctx)}: build.int8_exclude[{i}]: '{pattern}' matches no ONNX node")
+        if not any(excluded_nodes(ctx, m, [pattern]) for m in models):
+            raise DescriptorError(
+                f"{_where(ctx)}: build.int8_exclude[{i}]: '{pattern}' matches no {'/'.join(WEIGHTED_OPS)} node"
+            )
 
 
 def _check_fixed_shapes(ctx: ModelContext, component: str, calib: CalibrationSet) -> None:
@@ -265,6 +272,13 @@ def make_int8(ctx: ModelContext, component: str, dest: Path) -> dict[str, Any]:
         # Shape inference + ONNX-standard graph folding, as onnxruntime recommends before quantizing.
         quant_pre_process(str(src_path), str(pre), skip_symbolic_shape=True)
         excluded = excluded_nodes(ctx, onnx.load(str(pre)))
+        lost = [p for p in ctx.descriptor.build.int8_exclude if excluded_nodes(ctx, src, [p])]
+        lost = [p for p in lost if not any(fnmatch.fnmatchcase(n, p) for n in excluded)]
+        if lost:
+            raise DescriptorError(
+                f"{_where(ctx)}: build.int8_exclude: '{lost[0]}' matches {component} nodes that ONNX Runtime's "
+                "pre-processing renamed or fused away: match the names in its output"
+            )
         quantize_static(
             str(pre),
             str(dest),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pipelines.descriptor import Endpoint, Tolerance, load_descriptor
+from pipelines.errors import ModelzooError
 from pipelines.tasks import Model, get_task
 from pipelines.tasks.detection3d.decode import Boxes3D
 from pipelines.tasks.detection3d.match import compare_boxes
@@ -61,6 +62,9 @@ def test_pillar_encoder_with_folded_batch_norm_equals_the_pfn_layers() -> None:
         got = export.PillarEncoder(net)(x)
     assert got.shape == want.shape == (500, 1, 32)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    net.pfn_layers[1].mode = "avg"  # averaging is not what the fold reproduces: refused, by layer
+    with pytest.raises(ModelzooError, match=r"PFN layer 1: .* got mode='avg'"):
+        export.PillarEncoder(net)
 
 
 @pytest.fixture(scope="module")

@@ -279,8 +279,12 @@ def test_int8_exclude_keeps_the_matching_nodes_in_floating_point(ctx: ModelConte
 def test_an_int8_exclude_pattern_matching_nothing_is_a_descriptor_error(ctx: ModelContext, tmp_path: Path) -> None:
     from pipelines.errors import DescriptorError
 
-    with pytest.raises(DescriptorError, match=r"build\.int8_exclude\[1\]: '/no/such/\*' matches no ONNX node"):
+    with pytest.raises(DescriptorError, match=r"build\.int8_exclude\[1\]: '/no/such/\*' matches no Conv/"):
         _variant(ctx, tmp_path, int8_exclude=["*", "/no/such/*"])
+    # A node that never gets Q/DQ (an activation) is nothing to exclude: the pattern is a mistake too.
+    relu = next(n.name for n in onnx.load(str(ctx.onnx_path(COMP))).graph.node if n.op_type == "Relu")
+    with pytest.raises(DescriptorError, match=r"build\.int8_exclude\[0\]: .* matches no Conv/"):
+        _variant(ctx, tmp_path, int8_exclude=[relu])
 
 
 def test_percentile_calibration_is_recorded_and_refuses_varying_shapes(ctx: ModelContext, tmp_path: Path) -> None:

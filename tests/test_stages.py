@@ -10,13 +10,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from pipelines.descriptor import load_descriptor
-from pipelines.errors import VerificationFailed
+from pipelines.descriptor import Tolerance, load_descriptor
+from pipelines.errors import DescriptorError, VerificationFailed
 from pipelines.fileio import sha256_file
 from pipelines.reference import make_data, train
 from pipelines.stages.build import run_build
 from pipelines.stages.evaluate import run_evaluate
-from pipelines.stages.verify import run_verify
+from pipelines.stages.verify import run_verify, verify_scenario
 from pipelines.workspace import ModelContext
 from tests.helpers import built_model, make_repo, modelzoo, tiny_descriptor
 
@@ -86,6 +86,18 @@ def test_verify_passes_and_reports_per_output(ctx: ModelContext) -> None:
     out = sc["outputs"]["calibration_classifier.output"]
     assert out["pass"] and out["max_abs_error"] < 1e-4 and "worst_index" in out
     assert json.loads(ctx.verify_report.read_text())["status"] == "pass"
+
+
+def test_report_only_outputs_are_reported_but_do_not_decide(ctx: ModelContext) -> None:
+    base = ctx.descriptor.verification.scenarios[0]
+    tight = base.model_copy(update={"default": Tolerance(atol=0.0, rtol=0.0)})
+    res = verify_scenario(ctx, tight)
+    assert res["status"] == "fail" and res["outputs"]["calibration_classifier.output"]["max_abs_error"] > 0
+    res = verify_scenario(ctx, tight.model_copy(update={"report_only": ["output"]}))
+    out = res["outputs"]["calibration_classifier.output"]
+    assert res["status"] == "pass" and out["report_only"] and not out["pass"]
+    with pytest.raises(DescriptorError, match="report_only: 'outptu' names no output"):
+        verify_scenario(ctx, tight.model_copy(update={"report_only": ["outptu"]}))
 
 
 def test_evaluate_writes_metrics_latency_and_plots(ctx: ModelContext) -> None:

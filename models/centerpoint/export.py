@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipelines.errors import ModelzooError
+
 HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 
 
@@ -36,12 +38,19 @@ def fold_batch_norm(linear: nn.Linear, norm: nn.BatchNorm1d) -> nn.Linear:
 class PillarEncoder(nn.Module):
     """mmdet3d's PFN layers (linear, BatchNorm, ReLU, max over the pillar's points) with each BatchNorm
     folded into its linear. Exported as written, the BatchNorm sits between two Transposes, which ONNX
-    Runtime does not fold and runs slowly on many threads (CPU, 4000 voxels: 4 ms on 1 thread, 60 ms on
-    16; measured by benchmarks/ort_threads.py)."""
+    Runtime does not fold and runs slowly on many threads (CPU, 4000 voxels, median: 3.1 ms on 1 thread,
+    56 ms on 16; benchmarks/results/ort-threads-h200.json)."""
 
     def __init__(self, pillar_feature_net: nn.Module):
         super().__init__()
         layers = list(pillar_feature_net.pfn_layers)
+        for i, pfn in enumerate(layers):
+            if pfn.mode != "max" or not isinstance(pfn.norm, nn.BatchNorm1d) or pfn.norm.running_var is None:
+                raise ModelzooError(
+                    f"models/centerpoint/config.py: model.pts_voxel_encoder, PFN layer {i}: the export folds a "
+                    f"BatchNorm1d with running statistics into mode='max' layers; got mode={pfn.mode!r}, "
+                    f"norm={type(pfn.norm).__name__}"
+                )
         self.linears = nn.ModuleList(fold_batch_norm(pfn.linear, pfn.norm) for pfn in layers)
         self.last = [pfn.last_vfe for pfn in layers]
 

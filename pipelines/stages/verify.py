@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipelines.descriptor import Scenario, Tolerance
-from pipelines.errors import VerificationFailed
+from pipelines.errors import DescriptorError, VerificationFailed
 from pipelines.fileio import write_json
 from pipelines.stages.runner import run_endpoint, skip_reason
 from pipelines.tasks import get_task
@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 def tolerance_for(scenario: Scenario, key: str) -> Tolerance:
     output = key.split(".", 1)[-1]
     return scenario.tolerances.get(key) or scenario.tolerances.get(output) or scenario.default
+
+
+def _named(key: str, names: list[str]) -> bool:
+    """`key` ("<component>.<output>", "boxes.<field>") is listed in full or by its last part."""
+    return key in names or key.split(".", 1)[-1] in names
 
 
 def compare(ref: np.ndarray, test: np.ndarray, tol: Tolerance) -> dict[str, Any]:
@@ -80,7 +85,16 @@ def verify_scenario(ctx: ModelContext, scenario: Scenario) -> dict[str, Any]:
                 -res.get("max_abs_error", np.inf),
             ):
                 outputs[key] = res
-    status = "pass" if all(o["pass"] for o in outputs.values()) else "fail"
+    reported = {k for k in outputs if _named(k, scenario.report_only)}
+    for name in scenario.report_only:
+        if not any(_named(k, [name]) for k in outputs):
+            raise DescriptorError(
+                f"models/{ctx.name}/model.yaml: verification scenario {scenario.key}: report_only: '{name}' "
+                f"names no output (outputs: {', '.join(sorted(outputs))})"
+            )
+    for key in reported:
+        outputs[key]["report_only"] = True
+    status = "pass" if all(o["pass"] for k, o in outputs.items() if k not in reported) else "fail"
     return {"status": status, "samples": len(samples), "outputs": outputs}
 
 
@@ -94,7 +108,7 @@ def run_verify(ctx: ModelContext) -> dict[str, Any]:
     write_json(ctx.verify_report, report)
     if failed:
         key, sc = next(iter(failed.items()))
-        bad = {k: o for k, o in sc["outputs"].items() if not o["pass"]}
+        bad = {k: o for k, o in sc["outputs"].items() if not o["pass"] and not o.get("report_only")}
         name, worst = max(bad.items(), key=lambda kv: kv[1].get("max_abs_error", np.inf))
         detail = worst.get("error") or (
             f"max abs error {worst['max_abs_error']:.3g} at {worst['worst_index']} of sample {worst['sample']} "
