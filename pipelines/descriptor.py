@@ -176,15 +176,6 @@ class Build(Strict):
             raise ValueError("fp32 must be listed: other precisions are checked against it")
         return v
 
-    @model_validator(mode="after")
-    def _settings_of_built_precisions(self) -> Build:
-        owners = {"fp16_block_list": "fp16", "calibration_samples": "int8", "calibration_method": "int8"}
-        owners["int8_exclude"] = "int8"
-        for field in sorted(self.model_fields_set & owners.keys()):
-            if owners[field] not in self.precisions:
-                raise ValueError(f"{field} is set but {owners[field]} is not in precisions: it would do nothing")
-        return self
-
 
 class Provenance(Strict):
     training_config: str | None = None

@@ -63,7 +63,6 @@ def test_bundled_descriptors_are_valid() -> None:
         ),
         ("build.targets", ["onnxruntime"], "verification.scenarios.1.test: tensorrt is not a build target"),
         ("build.precisions", ["fp16"], "build.precisions: fp32 must be listed"),
-        ("build.calibration_method", "Entropy", "build: calibration_method is set but int8 is not in precisions"),
         ("surprise", 1, "models/tiny/model.yaml: surprise: Extra inputs are not permitted"),
         ("task_options.std", [1.0, 1.0, 1.0, 1.0, 0.0], "task_options: (top level): std must be positive"),
     ],
