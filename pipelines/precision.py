@@ -271,9 +271,13 @@ def make_int8(ctx: ModelContext, component: str, dest: Path) -> dict[str, Any]:
         pre = Path(tmp) / "pre.onnx"
         # Shape inference + ONNX-standard graph folding, as onnxruntime recommends before quantizing.
         quant_pre_process(str(src_path), str(pre), skip_symbolic_shape=True)
-        excluded = excluded_nodes(ctx, onnx.load(str(pre)))
-        lost = [p for p in ctx.descriptor.build.int8_exclude if excluded_nodes(ctx, src, [p])]
-        lost = [p for p in lost if not any(fnmatch.fnmatchcase(n, p) for n in excluded)]
+        pre_model = onnx.load(str(pre))
+        excluded = excluded_nodes(ctx, pre_model)
+        lost = [
+            p
+            for p in ctx.descriptor.build.int8_exclude
+            if excluded_nodes(ctx, src, [p]) and not excluded_nodes(ctx, pre_model, [p])
+        ]
         if lost:
             raise DescriptorError(
                 f"{_where(ctx)}: build.int8_exclude: '{lost[0]}' matches {component} nodes that ONNX Runtime's "

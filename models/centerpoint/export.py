@@ -12,27 +12,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_linear_bn_eval
 
 from pipelines.errors import ModelzooError
 
 HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
-
-
-def fold_batch_norm(linear: nn.Linear, norm: nn.BatchNorm1d) -> nn.Linear:
-    """`linear` followed by `norm` (eval mode, over the linear's output channels) as one Linear."""
-    with torch.no_grad():
-        scale = torch.rsqrt(norm.running_var + norm.eps)
-        if norm.weight is not None:
-            scale = scale * norm.weight
-        bias = -norm.running_mean * scale
-        if linear.bias is not None:
-            bias = bias + linear.bias * scale
-        if norm.bias is not None:
-            bias = bias + norm.bias
-        folded = nn.Linear(linear.in_features, linear.out_features, bias=True)
-        folded.weight.copy_(linear.weight * scale[:, None])
-        folded.bias.copy_(bias)
-    return folded
 
 
 class PillarEncoder(nn.Module):
@@ -45,13 +29,14 @@ class PillarEncoder(nn.Module):
         super().__init__()
         layers = list(pillar_feature_net.pfn_layers)
         for i, pfn in enumerate(layers):
-            if pfn.mode != "max" or not isinstance(pfn.norm, nn.BatchNorm1d) or pfn.norm.running_var is None:
+            norm = pfn.norm
+            if pfn.mode != "max" or not isinstance(norm, nn.BatchNorm1d) or not norm.affine or norm.running_var is None:
                 raise ModelzooError(
-                    f"models/centerpoint/config.py: model.pts_voxel_encoder, PFN layer {i}: the export folds a "
-                    f"BatchNorm1d with running statistics into mode='max' layers; got mode={pfn.mode!r}, "
-                    f"norm={type(pfn.norm).__name__}"
+                    f"models/centerpoint/config.py: model.pts_voxel_encoder, PFN layer {i}: the export folds an "
+                    f"affine BatchNorm1d with running statistics into mode='max' layers; got mode={pfn.mode!r}, "
+                    f"norm={type(norm).__name__}"
                 )
-        self.linears = nn.ModuleList(fold_batch_norm(pfn.linear, pfn.norm) for pfn in layers)
+        self.linears = nn.ModuleList(fuse_linear_bn_eval(pfn.linear.eval(), pfn.norm.eval()) for pfn in layers)
         self.last = [pfn.last_vfe for pfn in layers]
 
     def forward(self, input_features: torch.Tensor) -> torch.Tensor:

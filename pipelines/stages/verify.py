@@ -22,14 +22,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _aliases(key: str) -> tuple[str, str]:
+    """How a descriptor may name an output `key` ("<component>.<output>", "boxes.<field>"): in full,
+    or by its last part; the full name wins."""
+    return key, key.split(".", 1)[-1]
+
+
 def tolerance_for(scenario: Scenario, key: str) -> Tolerance:
-    output = key.split(".", 1)[-1]
-    return scenario.tolerances.get(key) or scenario.tolerances.get(output) or scenario.default
+    return next((scenario.tolerances[n] for n in _aliases(key) if n in scenario.tolerances), scenario.default)
 
 
 def _named(key: str, names: list[str]) -> bool:
-    """`key` ("<component>.<output>", "boxes.<field>") is listed in full or by its last part."""
-    return key in names or key.split(".", 1)[-1] in names
+    return any(n in names for n in _aliases(key))
 
 
 def compare(ref: np.ndarray, test: np.ndarray, tol: Tolerance) -> dict[str, Any]:
