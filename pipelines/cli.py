@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -173,6 +174,24 @@ app.command("pin")(pin_cmd)
 app.command("fetch")(fetch_cmd)
 
 
+# Third-party noise that buries the stage lines of a run (mmengine's pkg_resources import, mmdet's
+# autocast deprecation, onnxconverter-common's per-value fp16 truncation notes). MODELZOO_DEBUG=1 keeps it.
+_NOISE = (
+    (DeprecationWarning, ""),
+    (PendingDeprecationWarning, ""),
+    (FutureWarning, ""),
+    (UserWarning, "pkg_resources is deprecated"),
+    (UserWarning, r"the float32 number .* will be truncated to"),
+)
+
+
+def _quiet_third_party_warnings() -> None:
+    if os.environ.get("MODELZOO_DEBUG"):
+        return
+    for category, message in _NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def _configure_logging() -> None:
     level = os.environ.get("MODELZOO_LOG", "INFO").upper()
     logging.basicConfig(level=level, format="modelzoo: %(message)s", stream=sys.stderr)
@@ -182,6 +201,7 @@ def _configure_logging() -> None:
 
 def run_app(func: Callable[[], Any]) -> None:
     """Run a CLI entry point: input errors become one line on stderr and an exit code."""
+    _quiet_third_party_warnings()
     _configure_logging()
     try:
         func()
