@@ -73,8 +73,11 @@ def test_provider_folder_of_config_and_checkpoint_exports_the_autoware_bundle(tm
     import torch
     from mmengine.config import Config
 
+    from pipelines.errors import VerificationFailed
     from pipelines.sources.openmmlab import _scope
+    from pipelines.stages.build import run_build
     from pipelines.stages.export import run_export
+    from pipelines.stages.verify import run_verify
     from tests.test_detection3d import FILE_SCHEMAS, load_schema
 
     name = "provider_cp"
@@ -114,6 +117,16 @@ def test_provider_folder_of_config_and_checkpoint_exports_the_autoware_bundle(tm
             jsonschema.validate(written, load_schema(schema))
     task = get_task(ctx)
     assert task.params_for(Endpoint(backend="onnxruntime")) == task.params
+    # Verify runs the deployed side from the bundle: it passes as exported, and fails once the bundle
+    # disagrees with the model (the range moved by 0.2 m: same grid, other pillars).
+    run_build(ctx)
+    assert run_verify(ctx)["status"] == "pass"
+    ml_path = ctx.onnx_dir / f"{name}_ml_package.param.yaml"
+    ml = read_yaml(ml_path)
+    ml["/**"]["ros__parameters"]["model_params"]["point_cloud_range"] = [-25.4, -25.6, -3.0, 25.8, 25.6, 3.0]
+    write_yaml(ml_path, ml)
+    with pytest.raises(VerificationFailed, match=r"pytorch-cpu-fp32_vs_onnxruntime-cpu-fp32: output"):
+        run_verify(ctx)
 
 
 def _load_module(path: Path):  # type: ignore[no-untyped-def]
