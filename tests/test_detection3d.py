@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import pickle
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from pipelines.descriptor import Tolerance
-from pipelines.errors import ModelzooError
+from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.tasks.detection3d import params as deploy
 from pipelines.tasks.detection3d.data import load_frames
 from pipelines.tasks.detection3d.decode import Boxes3D, circle_nms
@@ -26,34 +27,75 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "models" / "centerpoint" / "config.py"
 CLASSES = ("car", "pedestrian", "bicycle")
 
-# The ROS parameter keys Autoware reads. Changing this set is an API change (X) of the model's release.
+WHERE = "models/centerpoint/config.py"
+SCHEMAS = REPO / "tests" / "data" / "autoware" / "lidar_centerpoint"
+
+# The bundle's files and keys (two levels). Changing this set is an API change (X) of the model's release.
+_ML_PACKAGE = {
+    "version": None,
+    "encoder_onnx_path": None,
+    "encoder_engine_path": None,
+    "head_onnx_path": None,
+    "head_engine_path": None,
+    "class_remapper_param_path": None,
+    "trt_precision": None,
+    "model_params": [
+        "class_names",
+        "point_feature_size",
+        "max_voxel_size",
+        "max_points_per_voxel",
+        "point_cloud_range",
+        "voxel_size",
+        "downsample_factor",
+        "encoder_in_feature_size",
+        "has_variance",
+        "has_twist",
+        "yaw_norm_thresholds",
+        "detection_score_thresholds",
+    ],
+}
 ROS_KEYS = {
-    "centerpoint_ml_package": {
-        "model_params": [
-            "class_names",
-            "point_feature_size",
-            "max_voxel_size",
-            "max_points_per_voxel",
-            "point_cloud_range",
-            "voxel_size",
-            "downsample_factor",
-            "encoder_in_feature_size",
-            "has_variance",
-            "has_twist",
-        ]
+    "centerpoint_ml_package": _ML_PACKAGE,
+    "centerpoint_fp16_ml_package": _ML_PACKAGE,
+    "detection_class_remapper": {
+        "allow_remapping_by_area_matrix": None,
+        "min_area_matrix": None,
+        "max_area_matrix": None,
     },
-    "centerpoint": {
-        "encoder_onnx_path": None,
-        "head_onnx_path": None,
+    "centerpoint_common": {
+        "cloud_capacity": None,
         "post_process_params": [
-            "score_threshold",
             "circle_nms_dist_threshold",
+            "iou_nms_search_distance_2d",
+            "iou_nms_threshold",
             "pre_nms_top_k",
             "max_detections",
             "post_center_range",
         ],
+        "densification_params": ["world_frame_id", "num_past_frames"],
+        "diagnostics": [
+            "max_allowed_processing_time_ms",
+            "max_acceptable_consecutive_delay_ms",
+            "validation_callback_interval_ms",
+        ],
     },
 }
+# Autoware's schema(s) each generated file must satisfy.
+FILE_SCHEMAS = {
+    "centerpoint_ml_package": ["ml_package"],
+    "centerpoint_fp16_ml_package": ["ml_package"],
+    "detection_class_remapper": ["detection_class_remapper"],
+    "centerpoint_common": ["centerpoint", "centerpoint_common"],
+}
+
+
+def load_schema(name: str) -> dict:
+    """An Autoware schema kept as test data; upstream's class remapper schema has // comments."""
+    import json
+    import re
+
+    text = (SCHEMAS / f"{name}.schema.json").read_text()
+    return json.loads(re.sub(r"\s//[^\n]*", "", text))
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +107,7 @@ def cfg():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def params(cfg) -> deploy.DeployParams:  # type: ignore[no-untyped-def]
-    return deploy.from_config(cfg)
+    return deploy.with_autoware_settings(deploy.from_config(cfg, WHERE), "task_options")
 
 
 def random_points(seed: int, n: int = 6000) -> np.ndarray:
@@ -178,36 +220,175 @@ def test_compare_boxes_matches_and_catches_differences() -> None:
     assert compare_boxes(border, border.take(np.array([0])), tol, 0.1)["boxes.matched"]["pass"]
 
 
-def test_ros_params_key_set_and_round_trip(params: deploy.DeployParams, tmp_path: Path) -> None:
-    ros = params.ros_params("pts_voxel_encoder", "pts_backbone_neck_head")
+def write_bundle(files: dict, folder: Path) -> None:
+    for stem, body in files.items():
+        (folder / f"{stem}.param.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": body}}))
+
+
+def test_bundle_key_set_schemas_and_round_trip(params: deploy.DeployParams, tmp_path: Path) -> None:
+    import jsonschema
+
+    from pipelines.stages.export import write_ros_params
+
+    precisions = ["fp32", "fp16", "int8"]
+    files = deploy.bundle(params, "centerpoint", "pts_voxel_encoder", "pts_backbone_neck_head", precisions)
     keys = {
-        stem: {k: sorted(v) if isinstance(v, dict) else None for k, v in body.items()} for stem, body in ros.items()
+        stem: {k: sorted(v) if isinstance(v, dict) else None for k, v in body.items()} for stem, body in files.items()
     }
     assert keys == {s: {k: sorted(v) if v else None for k, v in b.items()} for s, b in ROS_KEYS.items()}
-    m = ros["centerpoint_ml_package"]["model_params"]
-    assert m["class_names"] == list(CLASSES) and m["voxel_size"] == [0.4, 0.4, 6.0]
-    assert m["encoder_in_feature_size"] == 10 and m["downsample_factor"] == 2
-    assert ros["centerpoint"]["post_process_params"]["circle_nms_dist_threshold"] == 1.0
-    for stem, body in ros.items():
-        (tmp_path / f"{stem}.param.yaml").write_text(yaml.safe_dump({"/**": {"ros__parameters": body}}))
-    assert deploy.from_ros_files(params, tmp_path) == params
-    m["encoder_in_feature_size"] = 9
-    (tmp_path / "centerpoint_ml_package.param.yaml").write_text(
-        yaml.safe_dump({"/**": {"ros__parameters": ros["centerpoint_ml_package"]}})
+    # Every file as export writes it (stamped with model and modelzoo versions) passes Autoware's schemas.
+    for stem, body in files.items():
+        write_ros_params(tmp_path / f"{stem}.param.yaml", body, {"model_version": "1.0.0"})
+        written = yaml.safe_load((tmp_path / f"{stem}.param.yaml").read_text())
+        for schema in FILE_SCHEMAS[stem]:
+            jsonschema.validate(written, load_schema(schema))
+    ml, fp16 = files["centerpoint_ml_package"], files["centerpoint_fp16_ml_package"]
+    assert ml["version"] == deploy.ML_PACKAGE_VERSION == "v4.1"
+    assert (ml["trt_precision"], ml["encoder_onnx_path"], ml["head_engine_path"]) == (
+        "fp32",
+        "pts_voxel_encoder.onnx",
+        "pts_backbone_neck_head.engine",
     )
-    with pytest.raises(ModelzooError, match="encoder_in_feature_size: 9"):
-        deploy.from_ros_files(params, tmp_path)
+    assert (fp16["trt_precision"], fp16["encoder_onnx_path"]) == ("fp16", "fp16/pts_voxel_encoder.onnx")
+    m = ml["model_params"]
+    assert m["class_names"] == ["CAR", "PEDESTRIAN", "BICYCLE"] and m["voxel_size"] == [0.4, 0.4, 6.0]
+    assert m["encoder_in_feature_size"] == 10 and m["downsample_factor"] == 2
+    assert m["yaw_norm_thresholds"] == [0.3, 0.0, 0.3]  # Autoware's defaults: 0.3, pedestrians 0
+    assert m["detection_score_thresholds"] == {
+        "distance_bin_upper_limits": [50.0, 90.0, 121.0, 200.0],
+        "min_confidence_scores": {n: [0.1] * 4 for n in ("CAR", "PEDESTRIAN", "BICYCLE")},  # the config's 0.1
+    }
+    assert len(files["detection_class_remapper"]["min_area_matrix"]) == len(deploy.AUTOWARE_LABELS) ** 2
+    assert files["centerpoint_common"]["post_process_params"]["circle_nms_dist_threshold"] == 1.0
+    # A file Autoware's schema refuses is caught by the same check: here int8, which trt_precision lacks.
+    bad = copy.deepcopy(ml)
+    bad["trt_precision"] = "int8"
+    with pytest.raises(jsonschema.ValidationError, match="int8"):
+        jsonschema.validate({"/**": {"ros__parameters": bad}}, load_schema("ml_package"))
+    # The deployed side reads the bundle back: the same numbers; a file that disagrees is refused.
+    write_bundle(files, tmp_path)
+    assert deploy.from_ros_files(params, tmp_path, "centerpoint") == params
+    for change, message in (
+        (lambda m: m.update(encoder_in_feature_size=9), "encoder_in_feature_size: 9"),
+        (lambda m: m.update(class_names=["CAR", "BICYCLE", "PEDESTRIAN"]), "class_names"),
+        (lambda m: m.update(yaw_norm_thresholds=[0.3]), "one value per class"),
+    ):
+        edited = copy.deepcopy(files)
+        change(edited["centerpoint_ml_package"]["model_params"])
+        write_bundle(edited, tmp_path)
+        with pytest.raises(ModelzooError, match=message):
+            deploy.from_ros_files(params, tmp_path, "centerpoint")
+    edited = copy.deepcopy(files)
+    scores = edited["centerpoint_ml_package"]["model_params"]["detection_score_thresholds"]["min_confidence_scores"]
+    scores["CAR"] = [0.5] * 4
+    write_bundle(edited, tmp_path)
+    assert deploy.from_ros_files(params, tmp_path, "centerpoint").score_thresholds[0] == (0.5,) * 4
+    edited["centerpoint_ml_package"].pop("version")
+    write_bundle(edited, tmp_path)
+    with pytest.raises(ModelzooError, match="lack or garble 'version'"):
+        deploy.from_ros_files(params, tmp_path, "centerpoint")
 
 
-def test_config_the_export_cannot_run_is_refused(cfg) -> None:  # type: ignore[no-untyped-def]
-    two = copy.deepcopy(cfg)
-    two.model.pts_bbox_head.tasks = [dict(num_class=1, class_names=["car"])] * 2
-    with pytest.raises(ModelzooError, match=r"pts_bbox_head.tasks: 2 tasks"):
-        deploy.from_config(two)
+def test_task_options_set_labels_and_thresholds_and_bad_ones_are_refused(params: deploy.DeployParams) -> None:
+    base = replace(params, class_names=("car", "barrier", "bicycle"))
+    with pytest.raises(DescriptorError, match=r"task_options.autoware_labels: class 'barrier' has no Autoware label"):
+        deploy.with_autoware_settings(base, "task_options")
+    p = deploy.with_autoware_settings(
+        base,
+        "task_options",
+        labels={"barrier": "UNKNOWN"},
+        yaw_norm_thresholds={"car": 0.5},
+        distance_bins=[20.0, 40.0],
+        min_confidence_scores={"bicycle": [0.2, 0.3]},
+    )
+    assert p.autoware_labels == ("CAR", "UNKNOWN", "BICYCLE") and p.yaw_norm_thresholds == (0.5, 0.3, 0.3)
+    assert p.score_thresholds == ((0.1, 0.1), (0.1, 0.1), (0.2, 0.3))
+    unknown = {"barrier": "UNKNOWN"}
+    for kwargs, message in (
+        ({"labels": {"barrier": "BARRIER"}}, "'BARRIER' is no Autoware label"),
+        ({"labels": {"barrier": "CAR"}}, "two classes map to one label"),
+        ({"labels": unknown, "yaw_norm_thresholds": {"truck": 0.3}}, r"\['truck'\]: not among"),
+        ({"labels": unknown, "min_confidence_scores": {"car": [0.2]}}, "one per distance bin"),
+        ({"labels": unknown, "min_confidence_scores": {"car": [0.05] * 4}}, "below the config's"),
+    ):
+        with pytest.raises(DescriptorError, match=message):
+            deploy.with_autoware_settings(base, "task_options", **kwargs)  # type: ignore[arg-type]
+
+
+def test_autoware_filter_keeps_what_the_node_keeps(params: deploy.DeployParams) -> None:
+    """Autoware's postprocess kernel: a score below its class's threshold in its distance bin, a box beyond
+    the last bin, or a yaw vector shorter than its class's threshold is dropped."""
+    from pipelines.tasks.detection3d.decode import autoware_filter
+
+    p = replace(
+        params,
+        distance_bins=(10.0, 20.0),
+        score_thresholds=((0.3, 0.6), (0.2, 0.2), (0.5, 0.5)),
+        yaw_norm_thresholds=(0.3, 0.0, 0.3),
+    )
+    scores = np.array([0.4, 0.4, 0.7, 0.7, 0.25, 0.9, 0.9, 0.9], np.float32)
+    labels = np.array([0, 0, 0, 0, 1, 0, 1, 2])
+    xy = np.array([[5, 0], [0, 15], [0, 15], [20, 0], [3, 4], [1, 1], [1, 1], [1, 1]], np.float32)
+    rot = np.array([[0, 1]] * 5 + [[0.2, 0.2], [0.0, 0.01], [0.1, 0.2]], np.float32)
+    assert autoware_filter(scores, labels, xy, rot, p).tolist() == [True, False, True, False, True, False, True, False]
+
+
+def test_config_the_export_cannot_run_is_refused_with_file_field_and_fix(cfg) -> None:  # type: ignore[no-untyped-def]
+    cases = []
+    six = copy.deepcopy(cfg)
+    six.model.pts_bbox_head.tasks = [dict(num_class=1, class_names=["car"])] * 6
+    cases.append((six, r"model.pts_bbox_head.tasks: 6 tasks: .*one head task: merge the classes into one task"))
     rotate = copy.deepcopy(cfg)
     rotate.model.test_cfg.pts.nms_type = "rotate"
-    with pytest.raises(ModelzooError, match="nms_type"):
-        deploy.from_config(rotate)
+    cases.append((rotate, r"model.test_cfg.pts.nms_type: 'rotate': .*set nms_type='circle'"))
+    legacy = copy.deepcopy(cfg)
+    legacy.model.pts_voxel_encoder.legacy = True
+    cases.append((legacy, r"model.pts_voxel_encoder.legacy: True: .*set legacy=False and retrain"))
+    voxels = copy.deepcopy(cfg)
+    voxels.model.pts_voxel_encoder.voxel_size = [0.5, 0.5, 6.0]
+    cases.append((voxels, r"model.pts_voxel_encoder.voxel_size: \[0.5, 0.5, 6.0\] disagrees .*make them equal"))
+    for bad, message in cases:
+        with pytest.raises(DescriptorError, match=rf"^{WHERE}: {message}") as err:
+            deploy.from_config(bad, WHERE)
+        assert "\n" not in str(err.value) and err.value.exit_code == 2
+
+
+def test_dataset_categories_must_hold_the_class_names(tmp_path: Path) -> None:
+    """The rule YOLOX's COCO loader applies (tasks/base.require_class_names): a class the model predicts
+    that the evaluation dataset does not name is an error, not an empty AP."""
+    info = write_awml_style_infos(tmp_path)
+    with pytest.raises(ModelzooError, match=r"metainfo.categories: no \['motorcycle'\] .* class_names must match"):
+        load_frames(info, tmp_path, ("car", "motorcycle"), 5, [0, 1, 2, 3])
+
+
+def test_pillar_encoder_with_folded_batch_norm_equals_the_pfn_layers() -> None:
+    """Two PFN layers (the first concatenates per-point and max features), BatchNorm with trained-looking
+    statistics: the built-in split's encoder gives mmdet3d's output."""
+    import torch
+    from mmdet3d.models.voxel_encoders.utils import PFNLayer
+
+    from pipelines.tasks.detection3d.split import PillarEncoder
+
+    torch.manual_seed(0)
+    net = torch.nn.Module()
+    net.pfn_layers = torch.nn.ModuleList([PFNLayer(10, 64), PFNLayer(64, 32, last_layer=True)])
+    for pfn in net.pfn_layers:
+        pfn.norm.running_mean.uniform_(-1, 1)
+        pfn.norm.running_var.uniform_(0.5, 2)
+        pfn.norm.weight.data.uniform_(0.5, 1.5)
+        pfn.norm.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    x = torch.randn(500, 8, 10)
+    with torch.no_grad():
+        want = x
+        for pfn in net.pfn_layers:
+            want = pfn(want)
+        got = PillarEncoder(net, WHERE)(x)
+    assert got.shape == want.shape == (500, 1, 32)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    net.pfn_layers[1].mode = "avg"  # averaging is not what the fold reproduces: refused, naming the config
+    with pytest.raises(DescriptorError, match=rf"^{WHERE}: model.pts_voxel_encoder, PFN layer 1: .* got mode='avg'"):
+        PillarEncoder(net, WHERE)
 
 
 def write_awml_style_infos(root: Path) -> Path:

@@ -26,12 +26,19 @@ def _with_exclude(root: Path, patterns: list[str]) -> None:
     write_yaml(path, desc)
 
 
+def _export_only_file(root: Path) -> Path:
+    """A provider's own export code (the bundled folder has none: the task splits CenterPoint)."""
+    path = root / "models" / MODEL / "export.py"
+    path.write_text("def components(detector, cfg):\n    return {}\n")
+    return path
+
+
 def test_excluded_files_leave_the_recipe_and_edits_to_them_do_not_change_it(tmp_path: Path) -> None:
     root = bundled_subset_repo(tmp_path / "repo", [MODEL])
+    export = _export_only_file(root)
     _with_exclude(root, ["export.py"])
     before = recipe(_ctx(root))
     assert set(before["files"]) == {"config.py", "reference.py"}
-    export = root / "models" / MODEL / "export.py"
     export.write_text(export.read_text() + "\n# export-only edit\n")
     assert recipe(_ctx(root)) == before
     config = root / "models" / MODEL / "config.py"
@@ -41,6 +48,7 @@ def test_excluded_files_leave_the_recipe_and_edits_to_them_do_not_change_it(tmp_
 
 def test_an_exclude_pattern_matching_no_file_is_a_descriptor_error(tmp_path: Path) -> None:
     root = bundled_subset_repo(tmp_path / "repo", [MODEL])
+    _export_only_file(root)
     _with_exclude(root, ["export.py", "exprot.py"])
     with pytest.raises(DescriptorError, match=r"reference.exclude\[1\]: 'exprot.py' matches no file"):
         recipe(_ctx(root))

@@ -1,9 +1,10 @@
 """OpenMMLab source (mmdet, mmdet3d): a config file + checkpoint, as AWML hands a model over.
 
 The detector is built with mmengine (`Config.fromfile`, `register_all_modules`, `MODELS.build`,
-`load_checkpoint`); `source.factory` then names the model folder's function
-`(detector, cfg) -> {component name: nn.Module}` that cuts it into the exported components
-(CenterPoint: voxel encoder + backbone/neck/head; YOLOX: one raw-output wrapper).
+`load_checkpoint`), then cut into the exported components: by the task's built-in split (pillar
+CenterPoint: voxel encoder + backbone/neck/head), or by `source.factory`, a function
+`(detector, cfg) -> {component name: nn.Module}` (YOLOX: one raw-output wrapper), which also overrides
+a built-in split.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
     import torch
 
     from pipelines.workspace import ModelContext
+
+
+# (source kind, task) -> the built-in split `(detector, cfg, where) -> components` used when the
+# descriptor names no source.factory; `where` is the config file, for messages.
+BUILT_IN_SPLITS = {("mmdet3d", "detection3d"): "pipelines.tasks.detection3d.split:components"}
 
 
 def _scope(kind: str) -> Any:
@@ -62,11 +68,15 @@ def build_detector(ctx: ModelContext, checkpoint: bool = True) -> tuple[torch.nn
 
 def build(ctx: ModelContext) -> dict[str, torch.nn.Module]:
     src = ctx.descriptor.source
-    if not src.factory:
+    built_in = BUILT_IN_SPLITS.get((src.kind, ctx.descriptor.task))
+    if not src.factory and not built_in:
         raise ModelzooError(
-            f"models/{ctx.name}/model.yaml: source.factory: an OpenMMLab model needs "
-            "'file.py:function' returning its export components"
+            f"models/{ctx.name}/model.yaml: source.factory: a {src.kind} model of task {ctx.descriptor.task} "
+            "needs 'file.py:function' returning its export components"
         )
     detector, cfg = build_detector(ctx)
-    components: dict[str, torch.nn.Module] = resolve_factory(ctx, src.factory)(detector, cfg, **src.factory_args)
-    return components
+    if src.factory:
+        components: dict[str, torch.nn.Module] = resolve_factory(ctx, src.factory)(detector, cfg, **src.factory_args)
+        return components
+    assert built_in
+    return resolve_factory(ctx, built_in)(detector, cfg, where=f"models/{ctx.name}/{src.config}")  # type: ignore[no-any-return]

@@ -11,9 +11,10 @@ from pydantic import BaseModel, ValidationError
 
 from pipelines.backends import get_backend
 from pipelines.descriptor import format_validation_error
-from pipelines.errors import DescriptorError
+from pipelines.errors import DescriptorError, ModelzooError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     import numpy as np
@@ -22,6 +23,16 @@ if TYPE_CHECKING:
     from pipelines.descriptor import Endpoint, Tolerance
     from pipelines.latency import Timer
     from pipelines.workspace import ModelContext
+
+
+def require_class_names(where: str, dataset_names: Iterable[object], class_names: Sequence[str], named_in: str) -> None:
+    """The one rule for a dataset's categories and a model's classes, for every task: each class the
+    model predicts must be a category of the evaluation dataset, matched by name (`where`: the dataset's
+    file and field; `named_in`: where the model's class names come from). Categories the model does not
+    predict are ignored."""
+    have = {str(n) for n in dataset_names}
+    if missing := [n for n in class_names if n not in have]:
+        raise ModelzooError(f"{where}: no {missing} (has {sorted(have)}); {named_in} must match")
 
 
 class Model:

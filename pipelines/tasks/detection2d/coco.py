@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.errors import ModelzooError
+from pipelines.tasks.base import require_class_names
 from pipelines.tasks.detection2d.boxes import Detections
 
 
@@ -51,11 +52,7 @@ def read_json(path: Path) -> dict[str, Any]:
 def category_map(data: dict[str, Any], class_names: list[str], path: Path) -> dict[int, int]:
     """COCO category id -> class index, matched by name; categories the model lacks are dropped."""
     by_name = {c.get("name"): c.get("id") for c in data["categories"]}
-    missing = [n for n in class_names if n not in by_name]
-    if missing:
-        raise ModelzooError(
-            f"{path}: categories: no {missing} (has {sorted(map(str, by_name))}); task_options.class_names must match"
-        )
+    require_class_names(f"{path}: categories", by_name, class_names, "task_options.class_names")
     return {int(by_name[n]): i for i, n in enumerate(class_names)}
 
 

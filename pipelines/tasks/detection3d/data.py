@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.errors import ModelzooError
+from pipelines.tasks.base import require_class_names
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ def label_names(infos: dict[str, Any], path: Path, class_names: tuple[str, ...])
         return dict(enumerate(class_names))
     if not isinstance(cats, dict):
         raise ModelzooError(f"{path}: metainfo.categories: expected a mapping name -> label id")
+    require_class_names(f"{path}: metainfo.categories", cats, class_names, "the config's head task class_names")
     return {int(i): str(n) for n, i in cats.items()}
 
 

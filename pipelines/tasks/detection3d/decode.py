@@ -43,6 +43,25 @@ def circle_nms(xy: np.ndarray, scores: np.ndarray, radius: float, max_keep: int)
     return np.asarray(keep, np.int64)
 
 
+def autoware_filter(
+    scores: np.ndarray, labels: np.ndarray, xy: np.ndarray, rot: np.ndarray, p: DeployParams
+) -> np.ndarray:
+    """What Autoware's postprocess kernel keeps besides mmdet3d's threshold: a score at least its class's
+    threshold in the box's radial distance bin (beyond the last bin: dropped), and a (sin, cos) yaw
+    vector at least its class's yaw norm threshold long. Unset settings keep everything."""
+    keep = np.ones(len(scores), bool)
+    if p.score_thresholds:
+        dist = np.hypot(xy[:, 0], xy[:, 1])
+        bins = np.searchsorted(np.asarray(p.distance_bins), dist, side="right")
+        inside = bins < len(p.distance_bins)
+        table = np.asarray(p.score_thresholds, np.float32)  # (classes, bins)
+        keep &= inside
+        keep[inside] &= scores[inside] >= table[labels[inside], bins[inside]]
+    if p.yaw_norm_thresholds:
+        keep &= np.hypot(rot[:, 0], rot[:, 1]) >= np.asarray(p.yaw_norm_thresholds, np.float32)[labels]
+    return keep
+
+
 def decode(heads: dict[str, np.ndarray], p: DeployParams) -> Boxes3D:
     """Raw head outputs (batch of one) -> boxes above the score threshold, after circle NMS."""
     heat = heads["heatmap"][0].astype(np.float32)
@@ -66,5 +85,6 @@ def decode(heads: dict[str, np.ndarray], p: DeployParams) -> Boxes3D:
     vel = at("vel").astype(np.float32) if "vel" in heads else np.zeros((len(cand), 2), np.float32)
     lo, hi = np.asarray(p.post_center_range[:3]), np.asarray(p.post_center_range[3:])
     ok = np.all((boxes[:, :3] >= lo) & (boxes[:, :3] <= hi), axis=1)
+    ok &= autoware_filter(score[cand], label, boxes[:, :2], rot, p)
     found = Boxes3D(boxes[ok], vel[ok], score[cand][ok].astype(np.float32), label[ok].astype(np.int64))
     return found.take(circle_nms(found.boxes[:, :2], found.scores, p.circle_nms_dist_threshold, p.max_detections))

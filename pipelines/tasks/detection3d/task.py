@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.descriptor import Endpoint, Tolerance
-from pipelines.errors import ModelzooError
+from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.latency import Timer
 from pipelines.tasks.base import Model, Task
 from pipelines.tasks.detection3d import params as deploy
@@ -31,15 +31,22 @@ class Detection3DOptions(BaseModel):
     # Folder, relative to the dataset folder, that `lidar_points.lidar_path` is relative to.
     points_prefix: str = ""
     distance_thresholds: list[float] = Field([0.5, 1.0, 2.0, 4.0], min_length=1)
+    # The Autoware bundle's per-class settings (params.py has the defaults): training class name ->
+    # Autoware label (CAR, TRUCK, BUS, TRAILER, MOTORBIKE, BICYCLE, PEDESTRIAN, UNKNOWN), where the
+    # name does not say it; yaw norm threshold per class; score thresholds per class and distance bin.
+    autoware_labels: dict[str, str] = {}
+    yaw_norm_thresholds: dict[str, float] = {}
+    distance_bin_upper_limits: list[float] | None = None
+    min_confidence_scores: dict[str, list[float]] = {}
 
 
-def load_points_settings(cfg: Any) -> tuple[int, list[int]]:
+def load_points_settings(cfg: Any, where: str) -> tuple[int, list[int]]:
     """load_dim / use_dim of the config's LoadPointsFromFile (test pipeline), as mmdet3d reads points."""
     for step in cfg.get("test_pipeline") or []:
         if step.get("type") == "LoadPointsFromFile":
             use = step.get("use_dim", step["load_dim"])
             return int(step["load_dim"]), list(range(use)) if isinstance(use, int) else [int(u) for u in use]
-    raise ModelzooError(f"{deploy.CONFIG}: test_pipeline: needs a LoadPointsFromFile step (load_dim, use_dim)")
+    raise DescriptorError(f"{where}: test_pipeline: needs a LoadPointsFromFile step (load_dim, use_dim)")
 
 
 class Detection3DTask(Task):
@@ -58,12 +65,21 @@ class Detection3DTask(Task):
         if outputs != list(HEAD_OUTPUTS[: len(outputs)]) or len(outputs) < 5:
             raise ModelzooError(f"{where}.{self.head.name}.outputs: {outputs}, needs {list(HEAD_OUTPUTS)}")
         cfg = load_config(ctx)
-        self.params = deploy.from_config(cfg)
-        self.check_shapes(self.params, deploy.CONFIG)
-        self.load_dim, self.use_dim = load_points_settings(cfg)
+        config = f"models/{ctx.name}/{ctx.descriptor.source.config}"
+        o = self.options
+        self.params = deploy.with_autoware_settings(
+            deploy.from_config(cfg, config),
+            f"models/{ctx.name}/model.yaml: task_options",
+            o.autoware_labels,
+            o.yaw_norm_thresholds,
+            o.distance_bin_upper_limits,
+            o.min_confidence_scores,
+        )
+        self.check_shapes(self.params, config)
+        self.load_dim, self.use_dim = load_points_settings(cfg, config)
         if len(self.use_dim) != self.params.point_feature_size:
-            raise ModelzooError(
-                f"{deploy.CONFIG}: test_pipeline LoadPointsFromFile.use_dim has {len(self.use_dim)} features, "
+            raise DescriptorError(
+                f"{config}: test_pipeline LoadPointsFromFile.use_dim has {len(self.use_dim)} features, "
                 f"the encoder reads {self.params.point_feature_size}"
             )
         self._deployed: deploy.DeployParams | None = None
@@ -73,8 +89,8 @@ class Detection3DTask(Task):
         if endpoint.backend == "pytorch":
             return self.params
         if self._deployed is None:
-            p = deploy.from_ros_files(self.params, self.ctx.onnx_dir)
-            self.check_shapes(p, f"{self.ctx.onnx_dir / deploy.ML_PACKAGE}.param.yaml")
+            p = deploy.from_ros_files(self.params, self.ctx.onnx_dir, self.ctx.name)
+            self.check_shapes(p, str(deploy.ml_package_file(self.ctx.onnx_dir, self.ctx.name)))
             self._deployed = p
         return self._deployed
 
@@ -118,7 +134,8 @@ class Detection3DTask(Task):
         )
 
     def ros_params(self) -> dict[str, dict[str, Any]]:
-        return self.params.ros_params(self.encoder.name, self.head.name)
+        build = self.ctx.descriptor.build
+        return deploy.bundle(self.params, self.ctx.name, self.encoder.name, self.head.name, build.precisions)
 
     def compare_predictions(
         self, ref: Boxes3D, test: Boxes3D, tolerance: Callable[[str], Tolerance]

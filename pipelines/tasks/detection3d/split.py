@@ -1,4 +1,6 @@
-"""The two exported components of CenterPoint, cut from the mmdet3d detector as AWML/Autoware do.
+"""The two exported components of a pillar CenterPoint, cut from the mmdet3d detector as AWML/Autoware
+do: the detection3d task's built-in split for `kind: mmdet3d` (a model folder may still name its own
+`source.factory`).
 
 pts_voxel_encoder: decorated pillar points (V, max_points, C) -> PFN layers -> (V, 1, channels).
 pts_backbone_neck_head: BEV features (1, C, H, W) -> SECOND -> SECONDFPN -> CenterHead task 0's raw
@@ -14,9 +16,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_linear_bn_eval
 
-from pipelines.errors import ModelzooError
-
-HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
+from pipelines.errors import DescriptorError
+from pipelines.tasks.detection3d.task import HEAD_OUTPUTS
 
 
 class PillarEncoder(nn.Module):
@@ -25,15 +26,15 @@ class PillarEncoder(nn.Module):
     Runtime does not fold and runs slowly on many threads (CPU, 4000 voxels, median: 3.1 ms on 1 thread,
     56 ms on 16; benchmarks/results/ort-threads-h200.json)."""
 
-    def __init__(self, pillar_feature_net: nn.Module):
+    def __init__(self, pillar_feature_net: Any, where: str = "the config"):
         super().__init__()
         layers = list(pillar_feature_net.pfn_layers)
         for i, pfn in enumerate(layers):
             norm = pfn.norm
             if pfn.mode != "max" or not isinstance(norm, nn.BatchNorm1d) or not norm.affine or norm.running_var is None:
-                raise ModelzooError(
-                    f"models/centerpoint/config.py: model.pts_voxel_encoder, PFN layer {i}: the export folds an "
-                    f"affine BatchNorm1d with running statistics into mode='max' layers; got mode={pfn.mode!r}, "
+                raise DescriptorError(
+                    f"{where}: model.pts_voxel_encoder, PFN layer {i}: the export folds an affine BatchNorm1d "
+                    f"with running statistics into mode='max' layers; got mode={pfn.mode!r}, "
                     f"norm={type(norm).__name__}"
                 )
         self.linears = nn.ModuleList(fuse_linear_bn_eval(pfn.linear.eval(), pfn.norm.eval()) for pfn in layers)
@@ -49,7 +50,7 @@ class PillarEncoder(nn.Module):
 
 
 class BackboneNeckHead(nn.Module):
-    def __init__(self, detector: nn.Module, outputs: tuple[str, ...]):
+    def __init__(self, detector: Any, outputs: tuple[str, ...]):
         super().__init__()
         self.backbone = detector.pts_backbone
         self.neck = detector.pts_neck
@@ -63,9 +64,10 @@ class BackboneNeckHead(nn.Module):
         return tuple(out[name] for name in self.outputs)
 
 
-def components(detector: nn.Module, cfg: Any) -> dict[str, nn.Module]:
+def components(detector: Any, cfg: Any, where: str = "the config") -> dict[str, nn.Module]:
+    """The split of a detector whose config `from_config` accepted (`where`: its file, for messages)."""
     outputs = tuple(n for n in HEAD_OUTPUTS if n in detector.pts_bbox_head.task_heads[0].heads)
     return {
-        "pts_voxel_encoder": PillarEncoder(detector.pts_voxel_encoder),
+        "pts_voxel_encoder": PillarEncoder(detector.pts_voxel_encoder, where),
         "pts_backbone_neck_head": BackboneNeckHead(detector, outputs),
     }
