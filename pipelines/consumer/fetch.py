@@ -24,10 +24,9 @@ from pipelines.consumer.pin import Pin, check_version
 from pipelines.consumer.targets import select_files
 from pipelines.errors import ModelzooError
 from pipelines.fileio import CHUNK, sha256_file, write_text
-from pipelines.registry.manifest import FileEntry, Manifest, manifest_path, parse_manifest
+from pipelines.registry.manifest import FileEntry, Manifest, manifest_path, read_manifest_json
 from pipelines.registry.store import RegistryError, Store, open_store
 
-MAX_MANIFEST = 64 << 20
 PROGRESS_MIN = 16 << 20
 PART_SUFFIX = ".part"
 
@@ -70,17 +69,14 @@ def read_manifest(store: Store, version: str) -> tuple[Manifest, int]:
     """One GET (no listing, no HEAD: an HTTP registry serves neither), capped in size."""
     key = manifest_path(version)
     where = f"{store.url}/{key}"
-    with store.open_read(key) as f:
-        data = f.read(MAX_MANIFEST + 1)
-    if len(data) > MAX_MANIFEST:
-        raise RegistryError(f"{where}: larger than {MAX_MANIFEST >> 20} MiB, not a manifest")
     try:
-        manifest = parse_manifest(data, f"{where}: invalid manifest")
+        with store.open_read(key) as f:
+            manifest, size = read_manifest_json(f, f"{where}: invalid manifest")
     except ValueError as err:
         raise RegistryError(str(err)) from None
     if manifest.version != version:
         raise RegistryError(f"{where}: says version {manifest.version}, expected {version}")
-    return manifest, len(data)
+    return manifest, size
 
 
 def resolve_release(store: Store, version: str) -> Release:

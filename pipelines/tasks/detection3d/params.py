@@ -9,9 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipelines.errors import ModelzooError
+from pipelines.yamlio import load_yaml
 
 CONFIG = "source.config"
 ML_PACKAGE = "centerpoint_ml_package"
@@ -157,10 +156,10 @@ def from_config(cfg: Any) -> DeployParams:
 def read_ros_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelzooError(f"{path}: ROS parameter file not found (run the export stage)")
+    data = load_yaml(path, error=ModelzooError)
     try:
-        data = yaml.safe_load(path.read_text())
         return dict(data["/**"]["ros__parameters"])
-    except (yaml.YAMLError, KeyError, TypeError) as err:
+    except (KeyError, TypeError) as err:
         raise ModelzooError(f"{path}: not a ROS parameter file (/**: ros__parameters: ...): {err}") from None
 
 
