@@ -40,7 +40,7 @@ class ObjectInfo:
 class Store(Protocol):
     url: str
 
-    def open_read(self, key: str) -> BinaryIO: ...
+    def open_read(self, key: str, start: int = 0) -> BinaryIO: ...
     def stat(self, key: str) -> ObjectInfo | None: ...
     def exists(self, key: str) -> bool: ...
     def put_file(self, key: str, path: Path, *, if_absent: bool = False) -> bool: ...
@@ -97,9 +97,12 @@ class LocalStore:
             raise RegistryError(f"{self.url}/{key}: a link out of the registry ({path.resolve()}): refused", 6)
         return path
 
-    def open_read(self, key: str) -> BinaryIO:
+    def open_read(self, key: str, start: int = 0) -> BinaryIO:
         try:
-            return open(self._path(key), "rb")
+            f = open(self._path(key), "rb")  # noqa: SIM115 (returned open)
+            if start:
+                f.seek(start)
+            return f
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise RegistryError(f"{self.url}/{key}: not found") from None
         except OSError as err:
@@ -265,9 +268,11 @@ class S3Store:
     def _obj(self, key: str) -> str:
         return f"{self.url}/{key}"
 
-    def open_read(self, key: str) -> BinaryIO:
+    def open_read(self, key: str, start: int = 0) -> BinaryIO:
+        """The object's bytes from offset `start` on (a range request: the rest of a partial download)."""
+        extra = {"Range": f"bytes={start}-"} if start else {}
         with self._errors(self._obj(key)):
-            resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key), **extra)
         return io.BufferedReader(_S3Body(resp["Body"], self._obj(key), self._errors), CHUNK)  # type: ignore[return-value]
 
     def stat(self, key: str) -> ObjectInfo | None:
