@@ -325,3 +325,33 @@ def test_box_checks_are_what_compare_boxes_returns() -> None:
         np.zeros((0, 7), np.float32), np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
     )
     assert tuple(compare_boxes(empty, empty, lambda _: Tolerance(), 0.1)) == BOX_CHECKS
+
+
+def test_publish_takes_no_file_from_outside(repo: Path, tmp_path: Path) -> None:
+    """A link in the model folder to a file elsewhere: publish refuses it instead of uploading it."""
+    from pipelines.descriptor import load_descriptor
+    from pipelines.registry.entry import _provenance_files
+    from pipelines.workspace import ModelContext
+
+    edit(repo, _set("provenance", {}))
+    ctx = ModelContext(repo, load_descriptor(repo, "tiny"))
+    ctx.checkpoint.parent.mkdir(parents=True)
+    ctx.checkpoint.write_bytes(b"weights")
+    assert {f.relpath for f in _provenance_files(ctx)} >= {"provenance/checkpoint/checkpoint.pth"}
+    (tmp_path / "secret.txt").write_text("secret")
+    (ctx.dir / "notes.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(DescriptorError, match=r"secret.txt: outside the repository"):
+        _provenance_files(ctx)
+
+
+def test_local_registry_writes_nothing_through_a_link(tmp_path: Path) -> None:
+    from pipelines.registry.store import LocalStore, RegistryError
+
+    root = _registry(tmp_path, ["1.0.0"])
+    (tmp_path / "elsewhere").mkdir()
+    (root / "models").symlink_to(tmp_path / "elsewhere")
+    store = LocalStore(root)
+    with pytest.raises(RegistryError, match="a link out of the registry") as err:
+        store.put_bytes("models/a/b.onnx", b"x")
+    assert err.value.exit_code == 6
+    assert not any((tmp_path / "elsewhere").iterdir())

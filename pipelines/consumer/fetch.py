@@ -259,10 +259,13 @@ def _locked(dest: Path) -> Iterator[None]:
         raise ModelzooError(f"{dest.parent}: cannot write: {err.strerror}") from None
     lock = FileLock(dest.parent / f".{dest.name}{LOCK_SUFFIX}")
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log.info("waiting for another fetch into %s", dest)
-        lock.acquire()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("waiting for another fetch into %s", dest)
+            lock.acquire()
+    except OSError as err:
+        raise ModelzooError(f"{lock.lock_file}: cannot lock: {err.strerror}") from None
     try:
         yield
     finally:
