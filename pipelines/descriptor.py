@@ -264,8 +264,12 @@ def descriptor_path(root: Path, name: str) -> Path:
     return model_dir(root, name) / DESCRIPTOR_FILE
 
 
+# pydantic names the member of a union it tried (`shape.1.int`): not a field, left out of the dotted path.
+_UNION_MEMBER = re.compile(r"^(int|str|float|bool|none|constrained-\w+|function-\w+\[.*\]|\w+\[.*\])$")
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and _UNION_MEMBER.match(p))) or "(top level)"
 
 
 def format_validation_error(path: str, err: ValidationError) -> str:

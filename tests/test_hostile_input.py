@@ -104,6 +104,7 @@ def _set(dotted: str, value: object):  # type: ignore[no-untyped-def]
         ("reference.module", "../../../x.py", "reference.module: '../../../x.py': resolves outside"),
         ("source.factory", "../../../net.py:build", "source.factory: '../../../net.py': resolves outside"),
         ("components.0.inputs.0.shape", [1, 5, 0, 16], "components.0.inputs.0.shape: axis 2 has size 0"),
+        ("components.0.inputs.0.shape", [1, 5.5, 16, 16], "components.0.inputs.0.shape.1: Input should be a valid int"),
         ("components.0.inputs.0.shape", ["n", 5, 16, 16], "components.0: dynamic input axes ['n'] need dynamic_ranges"),
         (
             "verification.scenarios.0.tolerances",
