@@ -12,6 +12,8 @@
   CPU seconds are reported too: on a busy machine they say more than wall time.
 - peak memory: the fetch process's peak RSS (VmHWM), and its growth over the same process's RSS
   after its imports, right before the fetch starts.
+- resume_after_kill: a fetch SIGKILLed once its partial download holds ~40% of the artifact, then run
+  again: the bytes the second run downloads (only the missing part: a range GET), vs the missing bytes.
 - noop: a second fetch into the same destination (downloads nothing; hashes what is there), in
   process and as the `modelzoo fetch` command end to end.
 
@@ -201,6 +203,37 @@ class CountingHandler(SimpleHTTPRequestHandler):
         pass
 
 
+def resume_after_kill(pin: Path, dest: Path, size: int) -> dict[str, object]:
+    from pipelines.consumer.fetch import STAGING_SUFFIX
+
+    parts = dest.parent / f".{dest.name}{STAGING_SUFFIX}"
+    child = subprocess.Popen(
+        [sys.executable, __file__, "_fetch", str(pin), str(dest)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    have, deadline = 0, time.time() + 120
+    while time.time() < deadline and child.poll() is None:
+        found = list(parts.glob("*.part")) if parts.is_dir() else []
+        have = max((p.stat().st_size for p in found), default=0)
+        if have >= 0.4 * size:
+            break
+        time.sleep(0.005)
+    child.kill()
+    child.wait()
+    found = list(parts.glob("*.part")) if parts.is_dir() else []
+    have = max((p.stat().st_size for p in found), default=0)
+    if not found or have >= size:
+        raise SystemExit("benchmark: the fetch finished before it could be killed; use a larger --size-mb")
+    second = run_child("_fetch", str(pin), str(dest))
+    return {
+        "artifact_bytes": size,
+        "partial_bytes_at_kill": have,
+        "bytes_downloaded_after_resume": second["bytes"],
+        "missing_bytes": size - have,
+        "only_missing_part_downloaded": second["bytes"] == size - have,
+        "resume_seconds": round(second["seconds"], 3),
+    }
+
+
 def wait_for(port: int, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -317,7 +350,11 @@ def main() -> None:
             "target": "< 100 MB for a 200 MB file",
         }
 
-        # 3. A second fetch into the last destination: downloads nothing.
+        # 3. A fetch killed mid-file (SIGKILL once its part holds ~40%), then run again: only the
+        #    missing bytes are downloaded (a range GET), the partial's bytes are hashed again.
+        result["resume_after_kill"] = resume_after_kill(pin, work / "killed-dest", size)
+
+        # 4. A second fetch into the last destination: downloads nothing.
         dest = work / f"dest-{args.repeat - 1}"
         noop = run_child("_fetch", str(pin), str(dest))
         t = time.perf_counter()

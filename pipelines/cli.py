@@ -65,7 +65,10 @@ def validate(
     """Check descriptors (schema, task options, params.yaml wiring). Exit 2 on the first bad one."""
     from pipelines.validate import validate_all
 
-    checked = validate_all(_root(), models or None)
+    warnings: list[str] = []
+    checked = validate_all(_root(), models or None, warnings)
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
     typer.echo(f"ok: {len(checked)} descriptor(s) valid: {', '.join(checked)}")
 
 

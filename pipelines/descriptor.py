@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import semver
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.errors import DescriptorError
+from pipelines.yamlio import load_yaml
 
 MODELS_DIR = "models"
 DESCRIPTOR_FILE = "model.yaml"
@@ -32,6 +32,14 @@ class TensorSpec(Strict):
     dtype: DType = "float32"
     # An int is a fixed size; a string names a dynamic axis (e.g. "num_voxels").
     shape: list[int | Name]
+
+    @field_validator("shape")
+    @classmethod
+    def _sizes(cls, v: list[int | str]) -> list[int | str]:
+        for i, d in enumerate(v):
+            if isinstance(d, int) and d < 1:
+                raise ValueError(f"axis {i} has size {d}: a size is >= 1, or a name for a dynamic axis")
+        return v
 
     @property
     def dynamic_axes(self) -> dict[int, str]:
@@ -68,6 +76,9 @@ class Component(Strict):
         unknown = sorted(set(self.dynamic_ranges) - axes)
         if unknown:
             raise ValueError(f"dynamic_ranges names {unknown}, not a dynamic input axis ({sorted(axes)})")
+        unranged = sorted(axes - set(self.dynamic_ranges))
+        if unranged:
+            raise ValueError(f"dynamic input axes {unranged} need dynamic_ranges (min/opt/max of each)")
         names = [t.name for t in [*self.inputs, *self.outputs]]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -239,6 +250,12 @@ class Descriptor(Strict):
         return [f"{c.name}.{o.name}" for c in self.components for o in c.outputs]
 
 
+def output_aliases(key: str) -> tuple[str, str]:
+    """How a descriptor may name an output `key` ("<component>.<output>", or a task check such as
+    "boxes.center") in `tolerances` and `report_only`: in full, or by its last part; the full name wins."""
+    return key, key.split(".", 1)[-1]
+
+
 def model_dir(root: Path, name: str) -> Path:
     return root / MODELS_DIR / name
 
@@ -247,8 +264,12 @@ def descriptor_path(root: Path, name: str) -> Path:
     return model_dir(root, name) / DESCRIPTOR_FILE
 
 
+# pydantic names the member of a union it tried (`shape.1.int`): not a field, left out of the dotted path.
+_UNION_MEMBER = re.compile(r"^(int|str|float|bool|none|constrained-\w+|function-\w+\[.*\]|\w+\[.*\])$")
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and _UNION_MEMBER.match(p))) or "(top level)"
 
 
 def format_validation_error(path: str, err: ValidationError) -> str:
@@ -274,16 +295,48 @@ def load_descriptor(root: Path, name: str) -> Descriptor:
     if not path.is_file():
         known = ", ".join(list_models(root)) or "none"
         raise DescriptorError(f"{rel}: unknown model '{name}' (known: {known})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(top level)"
-        raise DescriptorError(f"{rel}: {where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    data = load_yaml(path, rel)
     desc = parse_descriptor(data, rel)
     if desc.name != name:
         raise DescriptorError(f"{rel}: name: '{desc.name}' differs from its folder name '{name}'")
+    check_paths(root, desc, rel)
     return desc
+
+
+def confined(root: Path, base: Path, value: str, where: str) -> Path:
+    """`base / value`, which must stay inside the repository `root` after `..` and symlinks."""
+    top = root.resolve()
+    if Path(value).is_absolute() or value.startswith("~"):
+        raise DescriptorError(f"{where}: {value!r}: must be a path relative to the repository, not absolute")
+    path = (base / value).resolve()
+    if not path.is_relative_to(top):
+        raise DescriptorError(f"{where}: {value!r}: resolves outside the repository ({path})")
+    return path
+
+
+def descriptor_paths(desc: Descriptor) -> list[tuple[str, str, bool]]:
+    """(dotted field, value, relative to the model folder?) of every path a descriptor names."""
+    src, prov = desc.source, desc.provenance
+    found = [("source.checkpoint", src.checkpoint, False), ("evaluation.dataset", desc.evaluation.dataset, False)]
+    if src.config:
+        found.append(("source.config", src.config, True))
+    if src.factory and src.factory.partition(":")[0].endswith(".py"):
+        found.append(("source.factory", src.factory.partition(":")[0], True))
+    if prov.training_config:
+        found.append(("provenance.training_config", prov.training_config, False))
+    if prov.training_log:
+        found.append(("provenance.training_log", prov.training_log, False))
+    if desc.reference is not None:
+        found.append(("reference.module", desc.reference.module, True))
+    return found
+
+
+def check_paths(root: Path, desc: Descriptor, rel: str) -> None:
+    """Every path the descriptor names resolves inside the repository: a descriptor edit cannot make
+    the pipeline read, or `publish` upload, a file from elsewhere on the machine."""
+    folder = model_dir(root, desc.name)
+    for field, value, in_folder in descriptor_paths(desc):
+        confined(root, folder if in_folder else root, value, f"{rel}: {field}")
 
 
 def list_models(root: Path) -> list[str]:

@@ -70,6 +70,15 @@ def write_json_if_changed(dest: Path, data: Any) -> None:
     write_json(dest, data)
 
 
+def read_capped(stream: BinaryIO, limit: int) -> bytes | None:
+    """At most `limit` bytes of a stream, or None when it holds more (reads no further than limit + 1)."""
+    parts, size = [], 0
+    while size <= limit and (chunk := stream.read(min(CHUNK, limit + 1 - size))):
+        parts.append(chunk)
+        size += len(chunk)
+    return None if size > limit else b"".join(parts)
+
+
 def sha256_stream(stream: BinaryIO) -> tuple[str, int]:
     """Hash a stream chunk by chunk; returns (hex digest, size)."""
     digest = hashlib.sha256()

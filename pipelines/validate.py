@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.descriptor import list_models, load_descriptor
+from pipelines.descriptor import confined, list_models, load_descriptor, output_aliases
 from pipelines.errors import DescriptorError
 from pipelines.workspace import PARAMS_FILE, ModelContext, load_params
 
@@ -12,6 +12,9 @@ from pipelines.workspace import PARAMS_FILE, ModelContext, load_params
 def check_wiring(root: Path, ctx: ModelContext, entry: dict[str, object]) -> None:
     """params.yaml wires a model's checkpoint and dataset into DVC; they must match the descriptor."""
     desc = ctx.descriptor
+    for key in ("checkpoint", "dataset"):
+        if isinstance(entry.get(key), str):
+            confined(root, root, str(entry[key]), f"{PARAMS_FILE}: models.{ctx.name}.{key}")
     expect = {
         "checkpoint": str(ctx.checkpoint.relative_to(root)),
         "dataset": desc.evaluation.dataset,
@@ -31,13 +34,49 @@ def check_wiring(root: Path, ctx: ModelContext, entry: dict[str, object]) -> Non
                 )
 
 
+def check_output_names(ctx: ModelContext, checks: tuple[str, ...]) -> None:
+    """Tolerance keys and report_only names must name a component output or one of the task's own
+    checks (one rule, `output_aliases`): a misspelled key would otherwise leave the default in force."""
+    desc = ctx.descriptor
+    known = [*desc.all_outputs, *checks]
+    names = {alias for key in known for alias in output_aliases(key)}
+    for i, sc in enumerate(desc.verification.scenarios):
+        for field, given in (("tolerances", list(sc.tolerances)), ("report_only", sc.report_only)):
+            for name in given:
+                if name not in names:
+                    raise DescriptorError(
+                        f"models/{ctx.name}/model.yaml: verification.scenarios.{i}.{field}: '{name}' names no "
+                        f"output (outputs: {', '.join(known)})"
+                    )
+
+
+def budget_warnings(ctx: ModelContext) -> list[str]:
+    """`build.precisions` is the switch: a budget for a precision not built is kept (it applies again
+    when the precision is built again) but checks nothing, which validate says. A budget for fp32, or
+    for a built precision that no evaluation backend measures, would also check nothing: refused."""
+    desc = ctx.descriptor
+    where = f"models/{ctx.name}/model.yaml: evaluation.budget"
+    evaluated = {ep.precision for ep in desc.evaluation.backends}
+    warnings = []
+    for precision in desc.evaluation.budget:
+        if precision == "fp32":
+            raise DescriptorError(f"{where}.fp32: a budget is a drop vs fp32: fp32 has none")
+        if precision not in desc.build.precisions:
+            warnings.append(f"{where}.{precision}: {precision} is not in build.precisions: the budget is not checked")
+        elif precision not in evaluated:
+            raise DescriptorError(
+                f"{where}.{precision}: no evaluation.backends entry measures {precision}: it would check nothing"
+            )
+    return warnings
+
+
 def check_reference_list(root: Path, names: list[str], listed: list[str]) -> None:
     for name in listed:
         if load_descriptor(root, name).reference is None:
             raise DescriptorError(f"{PARAMS_FILE}: reference_models: {name} has no reference block")
 
 
-def validate_all(root: Path, names: list[str] | None = None) -> list[str]:
+def validate_all(root: Path, names: list[str] | None = None, warnings: list[str] | None = None) -> list[str]:
     from pipelines.tasks import get_task
 
     all_params = load_params(root)
@@ -47,7 +86,12 @@ def validate_all(root: Path, names: list[str] | None = None) -> list[str]:
         names = sorted(set(list_models(root)) | set(params))
     for name in names:
         ctx = ModelContext(root, load_descriptor(root, name))
-        get_task(ctx)  # validates task_options
+        task = get_task(ctx)  # validates task_options
+        check_output_names(ctx, task.prediction_checks)
+        if warnings is not None:
+            warnings.extend(budget_warnings(ctx))
+        else:
+            budget_warnings(ctx)
         if name not in params:
             raise DescriptorError(f"{PARAMS_FILE}: models.{name}: missing (every model folder must be listed)")
         check_wiring(root, ctx, params[name] or {})

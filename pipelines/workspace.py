@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipelines.descriptor import Descriptor, load_descriptor, model_dir
-from pipelines.errors import ModelzooError, UsageError
+from pipelines.errors import DescriptorError, UsageError
+from pipelines.yamlio import load_yaml
 
 ARTIFACTS = "artifacts"
 PARAMS_FILE = "params.yaml"
@@ -29,13 +28,21 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def load_params(root: Path) -> dict[str, Any]:
-    path = root / PARAMS_FILE
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ModelzooError(f"{PARAMS_FILE}: cannot read: {err}".splitlines()[0]) from None
+    return check_params(load_yaml(root / PARAMS_FILE, PARAMS_FILE))
+
+
+def check_params(data: Any) -> dict[str, Any]:
+    """params.yaml's shape: `models` maps each model name to a mapping of its settings (or nothing)."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise DescriptorError(f"{PARAMS_FILE}: (top level): expected a mapping, got {type(data).__name__}")
     if not isinstance(data.get("models"), dict):
-        raise ModelzooError(f"{PARAMS_FILE}: models: expected a mapping of model name -> settings")
+        raise DescriptorError(f"{PARAMS_FILE}: models: expected a mapping of model name -> settings")
+    for name, entry in data["models"].items():
+        if entry is not None and not isinstance(entry, dict):
+            raise DescriptorError(
+                f"{PARAMS_FILE}: models.{name}: expected a mapping (checkpoint, dataset...), got {type(entry).__name__}"
+            )
     return data
 
 

@@ -79,7 +79,7 @@ def test_target_matches(pin: str, key: str, match: bool) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("registry: [unclosed", "cannot read"),
+        ("registry: [unclosed", "invalid YAML"),
         ("- a list", "expected a mapping"),
         ("registry: r\nversion: 1.2\nmodels: [a]\n", "version: Input should be a valid string"),
         (

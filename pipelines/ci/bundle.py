@@ -20,6 +20,7 @@ import yaml
 
 from pipelines.errors import ModelzooError, UsageError
 from pipelines.fileio import atomic_path
+from pipelines.yamlio import load_yaml
 
 LOCK = "dvc.lock"
 META = "bundle.json"
@@ -55,11 +56,8 @@ def cached_outputs(root: Path) -> list[str]:
 
 
 def _read_lock(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ModelzooError(f"{path}: cannot read: {str(err).splitlines()[0]}") from None
-    if not isinstance(data.get("stages"), dict):
+    data = load_yaml(path, error=ModelzooError) or {}
+    if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
         raise ModelzooError(f"{path}: stages: expected a mapping (not a dvc.lock?)")
     return data
 

@@ -13,10 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipelines.ci.git import changed_files, show
 from pipelines.workspace import PARAMS_FILE, load_params
+from pipelines.yamlio import load_yaml, parse_yaml
 
 DVC_YAML = "dvc.yaml"
 
@@ -49,8 +48,8 @@ def stages_touched(root: Path, changed: list[str], base: str) -> set[str]:
     from dvc.repo import Repo  # type: ignore[import-untyped]
 
     old_text = show(root, base, PARAMS_FILE) if PARAMS_FILE in changed else None
-    old_params = (yaml.safe_load(old_text) or {}) if old_text is not None else None
-    new_params = yaml.safe_load((root / PARAMS_FILE).read_text()) or {}
+    old_params = (parse_yaml(old_text, f"{base}:{PARAMS_FILE}") or {}) if old_text is not None else None
+    new_params = load_yaml(root / PARAMS_FILE, PARAMS_FILE) or {}
 
     with Repo(str(root)) as repo:
         index = repo.index

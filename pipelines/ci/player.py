@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipelines.ci.expressions import condition, substitute, value_of
 from pipelines.ci.outputs import parse_outputs
+from pipelines.errors import ModelzooError
+from pipelines.yamlio import load_yaml
 
 SKIP_REASONS = {
     "actions/cache": "GitHub's cache service: every local job starts cold",
@@ -79,7 +79,9 @@ class Run:
 
 
 def load_workflow(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(path, error=ModelzooError)
+    if not isinstance(data, dict):
+        raise ModelzooError(f"{path}: expected a workflow mapping (on, jobs)")
     data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads `on` as True
     return data
 

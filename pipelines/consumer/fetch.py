@@ -1,9 +1,12 @@
 """Fetch a pinned release's files for one target: streamed, size- and sha256-checked, placed atomically.
 
-Every file is downloaded to a temporary name beside its destination while it is hashed; only when
-every file of the fetch has its manifest size and sha256 are they renamed into place. So a
-destination never holds a half or unverified file, and a failed fetch places nothing. Files already
-present with the right hash are not downloaded again.
+The files download in parallel, each hashed as it arrives, into part files beside the destination
+(`.<dest>.fetch/`); only when every file of the fetch has its manifest size and sha256 are they
+renamed into place. So a destination never holds a half or unverified file, and a failed fetch
+places nothing. An interrupted fetch (killed, connection lost) leaves its parts: the next one hashes
+them again and asks only for the missing bytes (a range request). One fetch into a destination runs
+at a time (a file lock beside it); one waiting finds the files in place. Files already present with
+the right hash are not downloaded again.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import io
 import json
+import logging
 import os
-import tempfile
+import shutil
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +30,17 @@ from pipelines.consumer.pin import Pin, check_version
 from pipelines.consumer.targets import select_files
 from pipelines.errors import ModelzooError
 from pipelines.fileio import CHUNK, sha256_file, write_text
-from pipelines.registry.manifest import FileEntry, Manifest, manifest_path, parse_manifest
+from pipelines.registry.manifest import FileEntry, Manifest, manifest_path, read_manifest_json
 from pipelines.registry.store import RegistryError, Store, open_store
 
-MAX_MANIFEST = 64 << 20
 PROGRESS_MIN = 16 << 20
 PART_SUFFIX = ".part"
+STAGING_SUFFIX = ".fetch"
+LOCK_SUFFIX = ".fetch.lock"
+# Files of one fetch downloaded at once (a model has a few: ONNX per precision, params, engines).
+WORKERS = 4
+
+log = logging.getLogger(__name__)
 
 
 class IntegrityError(ModelzooError):
@@ -70,17 +81,14 @@ def read_manifest(store: Store, version: str) -> tuple[Manifest, int]:
     """One GET (no listing, no HEAD: an HTTP registry serves neither), capped in size."""
     key = manifest_path(version)
     where = f"{store.url}/{key}"
-    with store.open_read(key) as f:
-        data = f.read(MAX_MANIFEST + 1)
-    if len(data) > MAX_MANIFEST:
-        raise RegistryError(f"{where}: larger than {MAX_MANIFEST >> 20} MiB, not a manifest")
     try:
-        manifest = parse_manifest(data, f"{where}: invalid manifest")
+        with store.open_read(key) as f:
+            manifest, size = read_manifest_json(f, f"{where}: invalid manifest")
     except ValueError as err:
         raise RegistryError(str(err)) from None
     if manifest.version != version:
         raise RegistryError(f"{where}: says version {manifest.version}, expected {version}")
-    return manifest, len(data)
+    return manifest, size
 
 
 def resolve_release(store: Store, version: str) -> Release:
@@ -130,8 +138,9 @@ def _present(p: Planned) -> bool:
         return False
 
 
-def _copy_verified(src: BinaryIO, dst: BinaryIO, p: Planned, progress: bool) -> int:
-    """Stream `src` to `dst` while hashing; raise IntegrityError unless size and sha256 match.
+def _copy_verified(src: BinaryIO, dst: BinaryIO, p: Planned, progress: bool, digest: Any, have: int) -> int:
+    """Stream `src` to `dst` while hashing (`digest` already holds the `have` bytes of a partial
+    download); raise IntegrityError unless the total size and sha256 match. Returns the bytes received.
 
     Chunk N is hashed and written by two worker threads while this one receives chunk N+1 (all three
     release the GIL), so neither the hash nor the disk adds to the download time; at most two chunks
@@ -139,13 +148,12 @@ def _copy_verified(src: BinaryIO, dst: BinaryIO, p: Planned, progress: bool) -> 
     """
     from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
 
-    digest = hashlib.sha256()
-    size, limit = 0, p.entry.size
+    size, limit = have, p.entry.size
     with (
         ThreadPoolExecutor(1, thread_name_prefix="fetch-hash") as hasher,
         ThreadPoolExecutor(1, thread_name_prefix="fetch-write") as writer,
         tqdm(
-            total=limit, unit="B", unit_scale=True, unit_divisor=1024, desc=p.rel, mininterval=0.5,
+            total=limit, initial=have, unit="B", unit_scale=True, unit_divisor=1024, desc=p.rel, mininterval=0.5,
             disable=not progress or limit < PROGRESS_MIN,
         ) as bar,
     ):  # fmt: skip
@@ -170,41 +178,98 @@ def _copy_verified(src: BinaryIO, dst: BinaryIO, p: Planned, progress: bool) -> 
             f"{p.entry.path}: {what} mismatch: expected sha256 {p.entry.sha256} ({limit} bytes), "
             f"got {actual} ({size} bytes)"
         )
-    return size
+    return size - have
 
 
-class _Staging:
-    """Temporary files beside their destinations: all renamed into place by `commit`, else all removed
-    (with the folders made for them), so a failed fetch leaves the destination as it was."""
+class _Parts:
+    """Downloads in progress, beside the destination (`.<dest>.fetch/<sha256>.part`), kept when a fetch
+    is interrupted so that the next one resumes them, and removed once their files are placed. Named by
+    content: a part is a prefix of the object with that sha256, whichever model or name it serves."""
 
-    def __init__(self) -> None:
-        self.staged: list[tuple[Path, Path]] = []
-        self.made: list[Path] = []
+    def __init__(self, dest: Path) -> None:
+        self.dir = dest.parent / f".{dest.name}{STAGING_SUFFIX}"
 
-    def temp_for(self, final: Path) -> Path:
-        missing = [d for d in (final.parent, *final.parent.parents) if not d.exists()]
+    def path(self, entry: FileEntry) -> Path:
+        return self.dir / f"{entry.sha256}{PART_SUFFIX}"
+
+    def download(self, store: Store, p: Planned, progress: bool) -> int:
+        """The verified object in its part file; resumes a partial one (its bytes hashed again, the rest
+        fetched with a range request), and starts over once if the resumed whole does not verify."""
+        part = self.path(p.entry)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            self.made.extend(missing)
-            fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=PART_SUFFIX, dir=final.parent)
+            self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise ModelzooError(f"{final.parent}: cannot write: {err.strerror}") from None
-        os.close(fd)
-        self.staged.append((Path(tmp), final))
-        return Path(tmp)
+            raise ModelzooError(f"{self.dir}: cannot write: {err.strerror}") from None
+        have = part.stat().st_size if part.is_file() else 0
+        if have > p.entry.size:
+            part.unlink()
+            have = 0
+        try:
+            return self._fetch_rest(store, p, part, have, progress)
+        except IntegrityError:
+            part.unlink(missing_ok=True)
+            if not have:
+                raise
+            log.warning("%s: the resumed download did not verify: downloading it whole", p.rel)
+            return self._fetch_rest(store, p, part, 0, progress)
 
-    def commit(self) -> None:
-        for tmp, final in self.staged:
-            os.replace(tmp, final)
-        self.staged.clear()
-        self.made.clear()
+    @staticmethod
+    def _fetch_rest(store: Store, p: Planned, part: Path, have: int, progress: bool) -> int:
+        digest = hashlib.sha256()
+        if have:
+            with open(part, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    digest.update(chunk)
+            log.info("%s: resuming at byte %d of %d", p.rel, have, p.entry.size)
+        if have == p.entry.size:  # complete but not placed (killed between download and placement)
+            src: BinaryIO = io.BytesIO(b"")
+        else:
+            src = store.open_read(p.entry.path, have)
+        with src, open(part, "ab" if have else "wb") as dst:
+            return _copy_verified(src, dst, p, progress, digest, have)
 
-    def discard(self) -> None:
-        for tmp, _ in self.staged:
-            tmp.unlink(missing_ok=True)
-        for d in sorted(self.made, key=lambda d: len(d.parts), reverse=True):
-            with contextlib.suppress(OSError):
-                d.rmdir()
+    def place(self, planned: list[Planned]) -> None:
+        """Each verified part to its destination(s): a hard link (or copy) beside it, renamed over it."""
+        for p in planned:
+            try:
+                p.dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = p.dest.with_name(f".{p.dest.name}.{os.getpid()}{PART_SUFFIX}")
+                tmp.unlink(missing_ok=True)
+                try:
+                    os.link(self.path(p.entry), tmp)
+                except OSError:
+                    shutil.copyfile(self.path(p.entry), tmp)
+                os.replace(tmp, p.dest)
+            except OSError as err:
+                raise ModelzooError(f"{p.dest}: cannot write: {err.strerror}") from None
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _locked(dest: Path) -> Iterator[None]:
+    """One fetch at a time into `dest` (two launch scripts at once): the second waits, then finds the
+    files in place and verified. The lock file stays beside `dest` (removing it would race)."""
+    from filelock import FileLock, Timeout
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ModelzooError(f"{dest.parent}: cannot write: {err.strerror}") from None
+    lock = FileLock(dest.parent / f".{dest.name}{LOCK_SUFFIX}")
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("waiting for another fetch into %s", dest)
+            lock.acquire()
+    except OSError as err:
+        raise ModelzooError(f"{lock.lock_file}: cannot lock: {err.strerror}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _record(release: Release, pin: Pin, model: str, files: list[Planned]) -> str:
@@ -234,32 +299,45 @@ def prepare(pin: Pin, base: Path, dest: Path | None = None) -> tuple[Store, Rele
     return store, release, plan(release, pin, dest), [warning] if warning else []
 
 
-def fetch(pin: Pin, base: Path, dest: Path | None = None, *, progress: bool = False) -> FetchReport:
-    """Fetch what `pin` names into `dest` (default: the pin's dest); `base` is the pin file's folder."""
+def fetch(
+    pin: Pin, base: Path, dest: Path | None = None, *, progress: bool = False, workers: int = WORKERS
+) -> FetchReport:
+    """Fetch what `pin` names into `dest` (default: the pin's dest); `base` is the pin file's folder.
+
+    The files of the fetch download in parallel into part files beside `dest`; only when every one has
+    its manifest size and sha256 are they placed, so a failed fetch places nothing, and an interrupted
+    one leaves parts that the next run resumes."""
     dest = (dest or pin.dest_dir(base)).resolve()
     store, release, planned, warnings = prepare(pin, base, dest)
     report = FetchReport(release, planned, warnings=warnings)
-    staging = _Staging()
-    try:
+    with _locked(dest):
+        todo: list[Planned] = []
         for p in planned:
             if _present(p):
                 report.up_to_date.append(p.rel)
                 continue
             for stale in p.dest.parent.glob(f".{glob.escape(p.dest.name)}.*{PART_SUFFIX}"):
-                stale.unlink(missing_ok=True)  # left by a fetch that was killed
-            tmp = staging.temp_for(p.dest)
-            with store.open_read(p.entry.path) as src, open(tmp, "wb") as dst:
-                report.bytes_downloaded += _copy_verified(src, dst, p, progress)
-            report.fetched.append(p.rel)
-        staging.commit()
-    finally:
-        staging.discard()
-
-    for model in pin.models:
-        record = dest / model / RELEASE_RECORD
-        text = _record(release, pin, model, [p for p in planned if p.model == model])
-        if not record.is_file() or record.read_text() != text:
-            write_text(record, text)
+                stale.unlink(missing_ok=True)  # left by a fetch that was killed while placing
+            todo.append(p)
+        parts = _Parts(dest)
+        unique = list({p.entry.sha256: p for p in todo}.values())
+        if unique:
+            with ThreadPoolExecutor(max(1, min(workers, len(unique))), thread_name_prefix="fetch") as pool:
+                futures = [pool.submit(parts.download, store, p, progress) for p in unique]
+                try:
+                    report.bytes_downloaded = sum(f.result() for f in futures)
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+            parts.place(todo)
+            report.fetched = [p.rel for p in todo]
+        parts.remove()
+        for model in pin.models:
+            record = dest / model / RELEASE_RECORD
+            text = _record(release, pin, model, [p for p in planned if p.model == model])
+            if not record.is_file() or record.read_text() != text:
+                write_text(record, text)
     return report
 
 

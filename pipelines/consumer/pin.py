@@ -25,6 +25,7 @@ from pipelines.consumer.compat import InterfaceRange
 from pipelines.errors import UsageError
 from pipelines.fileio import write_text
 from pipelines.registry.manifest import BLEEDING_EDGE
+from pipelines.yamlio import load_yaml
 
 PIN_FILE = "modelzoo.yaml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -100,12 +101,9 @@ def _first_error(err: ValidationError) -> str:
 
 
 def load_pin(path: Path) -> Pin:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: not found (write one with `modelzoo pin`)") from None
-    except (OSError, yaml.YAMLError) as err:
-        raise UsageError(f"{path}: cannot read: {str(err).splitlines()[0]}") from None
+    if not Path(path).exists():
+        raise UsageError(f"{path}: not found (write one with `modelzoo pin`)")
+    data = load_yaml(Path(path), str(path), UsageError)
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping (registry, version, target, interface, models)")
     try:

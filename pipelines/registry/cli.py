@@ -25,6 +25,14 @@ EndpointOpt = Annotated[
     typer.Option("--endpoint-url", help="S3-compatible server (default: $MODELZOO_S3_ENDPOINT_URL)."),
 ]
 
+AllowOlderOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-older",
+        help="Allow a version below the latest of its X.Y line, or a new X.Y line below the latest release.",
+    ),
+]
+
 release_app = typer.Typer(help="The versioning rules: what a tag must bump, and release notes.", no_args_is_help=True)
 registry_app = typer.Typer(help="Registry upkeep and dataset info files.", no_args_is_help=True)
 
@@ -42,6 +50,11 @@ def registry_url(given: str | None) -> str:
     return str(_root() / DEFAULT_REGISTRY)
 
 
+def _writable(output: Path) -> None:
+    if output.is_dir():
+        raise UsageError(f"--output {output}: is a directory: name the file to write")
+
+
 def _store(given: str | None, endpoint: str | None):  # type: ignore[no-untyped-def]
     from pipelines.registry.store import open_store
 
@@ -57,6 +70,7 @@ def publish(
     dvc_push: Annotated[
         bool, typer.Option("--dvc-push/--no-dvc-push", help="Push the DVC cache to <registry>/dvc.")
     ] = True,
+    allow_older: AllowOlderOpt = False,
     registry: RegistryOpt = None,
     endpoint_url: EndpointOpt = None,
 ) -> None:
@@ -78,6 +92,7 @@ def publish(
         endpoint_url=endpoint_url or os.environ.get("MODELZOO_S3_ENDPOINT_URL"),
         push_dvc=dvc_push,
         only=models,
+        allow_older=allow_older,
     )
     if result.alias_of:
         what = f"alias of {result.alias_of} (no artifacts uploaded)"
@@ -97,16 +112,24 @@ def release_check(
         str | None, typer.Option(help="Compare with this release (default: the one before TAG).")
     ] = None,
     models: Annotated[list[str] | None, typer.Option("--model", help="Only these models.")] = None,
+    allow_older: AllowOlderOpt = False,
     registry: RegistryOpt = None,
     endpoint_url: EndpointOpt = None,
 ) -> None:
     """The bump the current build needs against the previous release, model by model; fails when TAG bumps less."""
     from pipelines.registry.entry import local_models
-    from pipelines.registry.releases import check_version, previous_release, require_manifest
+    from pipelines.registry.releases import (
+        check_forward,
+        check_version,
+        previous_release,
+        release_versions,
+        require_manifest,
+    )
     from pipelines.registry.versioning import LEVELS, compare, required_bump, tag_bump
 
     version = check_version(tag)
     store = _store(registry, endpoint_url)
+    check_forward(release_versions(store), version, allow_older=allow_older)
     prev = check_version(against) if against else previous_release(store, version)
     if prev is None:
         typer.echo(f"{tag}: no earlier release in {store.url}: any version may be the first")
@@ -140,6 +163,7 @@ def release_diff(
     ma, mb = (require_manifest(store, v if v == BLEEDING_EDGE else check_version(v)) for v in (a, b))
     text = diff_markdown(ma, mb)
     if output:
+        _writable(output)
         write_text(output, text)
         typer.echo(f"release notes: {output}")
     else:
@@ -159,6 +183,7 @@ def index(
 
     root = _root()
     dest = output or root / "MODELS.md"
+    _writable(dest)
     text = render_index(_store(registry, endpoint_url), template or root / TEMPLATE, base_url)
     if dest.is_file() and dest.read_text() == text:
         typer.echo(f"{dest.name}: unchanged")

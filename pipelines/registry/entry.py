@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pipelines.errors import ModelzooError
+from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.fileio import sha256_stream
-from pipelines.registry.fingerprint import fingerprint
+from pipelines.registry.fingerprint import fingerprint, onnx_io_names
 from pipelines.registry.manifest import ComponentSig, FileEntry, ModelEntry, TensorSig, artifact_prefix
 from pipelines.workspace import ModelContext, load_params, model_context
+from pipelines.yamlio import load_yaml
 
 ONNX_TARGET, ROS_TARGET, PROVENANCE_TARGET = "onnx", "ros", "provenance"
 
@@ -65,10 +64,7 @@ def _flatten(prefix: str, value: Any) -> list[str]:
 
 def ros_param_keys(path: Path) -> list[str]:
     """The parameter keys of a ROS 2 parameter file (`<node>: ros__parameters: {...}`), dotted, sorted."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ModelzooError(f"{path}: cannot read: {err}".splitlines()[0]) from None
+    data = load_yaml(path, error=ModelzooError)
     if not isinstance(data, dict):
         raise ModelzooError(f"{path}: expected '<node>: ros__parameters: ...'")
     keys: set[str] = set()
@@ -95,6 +91,10 @@ def _provenance_files(ctx: ModelContext) -> list[LocalFile]:
         path = path.resolve()
         if path in seen:
             return
+        if not path.is_relative_to(ctx.root.resolve()):
+            raise DescriptorError(
+                f"{ctx.rel(path)}: outside the repository: provenance files are not published from there"
+            )
         if not path.is_file():
             raise ModelzooError(f"models/{ctx.name}/model.yaml: provenance file {path} does not exist")
         seen.add(path)
@@ -179,6 +179,23 @@ def check_verified(ctx: ModelContext) -> None:
         )
 
 
+def check_onnx_signature(ctx: ModelContext) -> None:
+    """The exported ONNX files have the inputs and outputs the descriptor names (the manifest's I/O
+    signature comes from the descriptor): a rename since the last export is refused, not published."""
+    for i, comp in enumerate(ctx.descriptor.components):
+        path = ctx.onnx_path(comp.name)
+        ins, outs = onnx_io_names(path)
+        for side, want, got in (
+            ("inputs", [t.name for t in comp.inputs], ins),
+            ("outputs", [t.name for t in comp.outputs], outs),
+        ):
+            if sorted(want) != sorted(got):
+                raise DescriptorError(
+                    f"models/{ctx.name}/model.yaml: components.{i}.{side}: {sorted(want)}, but {ctx.rel(path)} has "
+                    f"{sorted(got)}: run `modelzoo repro {ctx.name}` before publishing"
+                )
+
+
 def build_options(ctx: ModelContext, environments: dict[str, Any]) -> dict[str, Any]:
     """What the build did besides the ONNX graphs: the descriptor's build section and the environments built in."""
     return {**ctx.descriptor.build.model_dump(mode="json"), "target_environments": sorted(environments)}
@@ -190,6 +207,7 @@ def local_model(ctx: ModelContext) -> LocalModel:
     desc = ctx.descriptor
     build = _read_json(ctx.build_dir / "build.json", "build")
     files, envs = _artifact_files(ctx, build)
+    check_onnx_signature(ctx)
     options = build_options(ctx, envs["environments"])
     onnx_files = [(f.relpath, f.local) for f in files if f.target == ONNX_TARGET and f.local.suffix == ".onnx"]
     fp = fingerprint(onnx_files, options)
@@ -198,6 +216,12 @@ def local_model(ctx: ModelContext) -> LocalModel:
     headline, metrics, latency = _metrics(ctx)
     ros_keys = {f.local.name.removesuffix(".param.yaml"): ros_param_keys(f.local) for f in files if f.target == "ros"}
 
+    top = ctx.root.resolve()
+    for f in files:
+        if not f.local.resolve().is_relative_to(top):
+            raise DescriptorError(
+                f"{ctx.rel(f.local)}: resolves to {f.local.resolve()}, outside the repository: not published"
+            )
     entries: list[FileEntry] = []
     local: dict[str, Path] = {}
     base = artifact_prefix(desc.algorithm, desc.name, version, "").rstrip("/")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -118,3 +118,49 @@ def fingerprint(onnx_files: Iterable[tuple[str, Path]], build_options: dict[str,
         digest.update(f"{name}\0{onnx_digest(path)}\n".encode())
     digest.update(json.dumps(build_options, sort_keys=True, separators=(",", ":")).encode())
     return digest.hexdigest()
+
+
+def _fields(r: _Reader, end: int | None) -> Iterator[tuple[int, int]]:
+    """(field number, length) of each length-delimited field of a message until byte `end` (EOF at the
+    top level), skipping the other wire types; the caller reads or skips exactly `length` bytes."""
+    while end is None or r.f.tell() < end:
+        tag = r.varint()
+        if tag is None:
+            if end is not None:
+                raise ModelzooError(f"{r.where}: truncated ONNX file")
+            return
+        field, wire = tag[0] >> 3, tag[0] & 7
+        if wire == 0:
+            if r.varint() is None:
+                raise ModelzooError(f"{r.where}: truncated ONNX file")
+        elif wire in (1, 5):
+            r.exact(8 if wire == 1 else 4)
+        elif wire == 2:
+            ln = r.varint()
+            if ln is None:
+                raise ModelzooError(f"{r.where}: truncated ONNX file")
+            yield field, ln[0]
+        else:
+            raise ModelzooError(f"{r.where}: not an ONNX file (wire type {wire} of field {field})")
+
+
+def onnx_io_names(path: Path) -> tuple[list[str], list[str]]:
+    """The graph's input and output names (GraphProto fields 11 and 12), read without loading the weights."""
+    import onnx
+
+    found: dict[int, list[str]] = {11: [], 12: []}
+    try:
+        with open(path, "rb", buffering=CHUNK) as f:
+            r = _Reader(f, str(path))
+            for field, n in _fields(r, None):
+                if field != 7:  # ModelProto.graph
+                    r.stream(n, None)
+                    continue
+                for gfield, gn in _fields(r, r.f.tell() + n):
+                    if gfield in found:
+                        found[gfield].append(onnx.ValueInfoProto.FromString(r.exact(gn)).name)
+                    else:
+                        r.stream(gn, None)
+    except OSError as err:
+        raise ModelzooError(f"{path}: cannot read: {err.strerror}") from None
+    return found[11], found[12]

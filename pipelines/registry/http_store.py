@@ -38,10 +38,11 @@ class HttpStore:
             raise RegistryError(f"registry key {key!r}: {err}") from None
         return f"{self.base}/{quote(key)}"
 
-    def _request(self, key: str, method: str) -> http.client.HTTPResponse:
+    def _request(self, key: str, method: str, start: int = 0) -> http.client.HTTPResponse:
+        headers = {"Range": f"bytes={start}-"} if start else {}
         try:
             return urllib.request.urlopen(  # type: ignore[no-any-return]
-                urllib.request.Request(self._url(key), method=method), timeout=self.timeout
+                urllib.request.Request(self._url(key), method=method, headers=headers), timeout=self.timeout
             )
         except urllib.error.HTTPError as err:
             err.close()
@@ -54,8 +55,16 @@ class HttpStore:
         except (OSError, http.client.HTTPException) as err:
             raise RegistryError(f"{self.url}/{key}: {type(err).__name__}: {err}") from None
 
-    def open_read(self, key: str) -> BinaryIO:
-        return _Body(self._request(key, "GET"), f"{self.url}/{key}")  # type: ignore[return-value]
+    def open_read(self, key: str, start: int = 0) -> BinaryIO:
+        """The object's bytes from offset `start` on: a range request; a server that ignores the range
+        (200, not 206) sends the whole object, whose first `start` bytes are skipped here."""
+        resp = self._request(key, "GET", start)
+        body = _Body(resp, f"{self.url}/{key}")
+        if start and resp.status != 206:
+            left = start
+            while left and (skipped := body.read(min(left, 1 << 20))):
+                left -= len(skipped)
+        return body  # type: ignore[return-value]
 
     def stat(self, key: str) -> ObjectInfo | None:
         # A GET closed after its headers, not a HEAD: what a public-read bucket policy (s3:GetObject) allows.

@@ -17,13 +17,15 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines import DESCRIPTOR_INTERFACE_VERSION
 
 MANIFEST_SCHEMA = 1
+# The one size cap of every JSON manifest or artifact record read from a registry.
+MAX_MANIFEST_BYTES = 64 << 20
 BLEEDING_EDGE = "bleedingedge"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -150,6 +152,16 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise ValueError(f"{where}: {loc}: {first['msg']}") from None
+
+
+def read_manifest_json(stream: BinaryIO, where: str) -> tuple[Manifest, int]:
+    """A manifest from a stream, read no further than the size cap; one-line ValueError naming `where`."""
+    from pipelines.fileio import read_capped
+
+    data = read_capped(stream, MAX_MANIFEST_BYTES)
+    if data is None:
+        raise ValueError(f"{where}: larger than {MAX_MANIFEST_BYTES >> 20} MiB, not a manifest")
+    return parse_manifest(data, where), len(data)
 
 
 def manifest_path(version: str) -> str:

@@ -18,10 +18,11 @@ import semver
 from pydantic import Field
 
 from pipelines.errors import ModelzooError, UsageError
-from pipelines.fileio import sha256_stream
+from pipelines.fileio import read_capped, sha256_stream
 from pipelines.registry.entry import LocalModel, local_models
 from pipelines.registry.manifest import (
     BLEEDING_EDGE,
+    MAX_MANIFEST_BYTES,
     FileEntry,
     Manifest,
     ModelEntry,
@@ -29,7 +30,13 @@ from pipelines.registry.manifest import (
     artifact_record_path,
     manifest_path,
 )
-from pipelines.registry.releases import check_version, read_manifest, require_manifest
+from pipelines.registry.releases import (
+    check_forward,
+    check_version,
+    read_manifest,
+    release_versions,
+    require_manifest,
+)
 from pipelines.registry.store import RegistryError, Store
 from pipelines.registry.versioning import compare, required_bump
 from pipelines.stages.provenance import git_commit
@@ -64,8 +71,10 @@ def _read_record(store: Store, key: str) -> ArtifactRecord | None:
     if store.stat(key) is None:
         return None
     with store.open_read(key) as f:
-        text = f.read()
+        text = read_capped(f, MAX_MANIFEST_BYTES)
     try:
+        if text is None:
+            raise ValueError("too large")
         return ArtifactRecord.model_validate_json(text)
     except ValueError:
         raise RegistryError(f"{store.url}/{key}: not a valid artifact record") from None
@@ -179,6 +188,7 @@ def publish(
     endpoint_url: str | None = None,
     push_dvc: bool = True,
     only: list[str] | None = None,
+    allow_older: bool = False,
 ) -> PublishResult:
     """Publish the local build as release `version` (X.Y.Z) or as the bleeding edge."""
     if version != BLEEDING_EDGE:
@@ -187,6 +197,7 @@ def publish(
             raise UsageError(
                 f"publish --version {version}: a release holds every model; --model is for the bleeding edge"
             )
+        check_forward(release_versions(store), version, allow_older=allow_older)
     models = local_models(root, only)
     commit = git_commit(root)
     result = PublishResult(version=version, written=True, models=sorted(models))

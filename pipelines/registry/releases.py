@@ -6,8 +6,8 @@ import re
 
 import semver
 
-from pipelines.errors import UsageError
-from pipelines.registry.manifest import BLEEDING_EDGE, Manifest, manifest_path, parse_manifest
+from pipelines.errors import ModelzooError, UsageError
+from pipelines.registry.manifest import BLEEDING_EDGE, Manifest, manifest_path, read_manifest_json
 from pipelines.registry.store import RegistryError, Store
 
 _MANIFEST_KEY = re.compile(r"^releases/([^/]+)/manifest\.json$")
@@ -27,10 +27,9 @@ def read_manifest(store: Store, version: str) -> Manifest | None:
     key = manifest_path(version)
     if store.stat(key) is None:
         return None
-    with store.open_read(key) as f:
-        text = f.read()
     try:
-        manifest = parse_manifest(text, f"{store.url}/{key}")
+        with store.open_read(key) as f:
+            manifest, _ = read_manifest_json(f, f"{store.url}/{key}")
     except ValueError as err:
         raise RegistryError(str(err)) from None
     if manifest.version != version:
@@ -60,3 +59,24 @@ def previous_release(store: Store, version: str) -> str | None:
     """The highest release below `version`."""
     below = [v for v in release_versions(store) if semver.Version.parse(v) < semver.Version.parse(version)]
     return below[-1] if below else None
+
+
+def check_forward(existing: list[str], version: str, *, allow_older: bool = False) -> None:
+    """Versions go forward: a release below the latest of its X.Y line is refused, and so is a new X.Y
+    line below the latest release (0.9.0 after 1.0.0). A maintenance release on an existing line is
+    fine (1.0.1 after 1.1.0). Exit 5, as a bump the changes do not allow; `allow_older` lifts it.
+    Republishing an existing version is not a new release (it is checked as identical elsewhere)."""
+    if allow_older or version in existing or not existing:
+        return
+    new = semver.Version.parse(version)
+    parsed = [semver.Version.parse(v) for v in existing]
+    line = [v for v in parsed if (v.major, v.minor) == (new.major, new.minor)]
+    hint = "versions go forward (--allow-older publishes it anyway)"
+    if line and new < max(line):
+        raise ModelzooError(
+            f"version {version}: below {max(line)}, the latest {new.major}.{new.minor}.x release: {hint}", 5
+        )
+    if not line and new < max(parsed):
+        raise ModelzooError(
+            f"version {version}: a new {new.major}.{new.minor} line below the latest release {max(parsed)}: {hint}", 5
+        )

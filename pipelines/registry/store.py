@@ -40,7 +40,7 @@ class ObjectInfo:
 class Store(Protocol):
     url: str
 
-    def open_read(self, key: str) -> BinaryIO: ...
+    def open_read(self, key: str, start: int = 0) -> BinaryIO: ...
     def stat(self, key: str) -> ObjectInfo | None: ...
     def exists(self, key: str) -> bool: ...
     def put_file(self, key: str, path: Path, *, if_absent: bool = False) -> bool: ...
@@ -62,6 +62,15 @@ def _prefix(prefix: str) -> str:
     return prefix
 
 
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
 def _redact(url: str) -> str:
     """A URL without user:password, for messages."""
     parts = urlsplit(url)
@@ -78,13 +87,22 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.url = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryError(f"{self.url}: not a directory: a local registry is a folder", exit_code=2)
 
     def _path(self, key: str) -> Path:
-        return self.root / _key(key)
+        path = self.root / _key(key)
+        # A link inside the registry never leads out of it: nothing is read or written elsewhere.
+        if not path.resolve().is_relative_to(self.root):
+            raise RegistryError(f"{self.url}/{key}: a link out of the registry ({path.resolve()}): refused", 6)
+        return path
 
-    def open_read(self, key: str) -> BinaryIO:
+    def open_read(self, key: str, start: int = 0) -> BinaryIO:
         try:
-            return open(self._path(key), "rb")
+            f = open(self._path(key), "rb")  # noqa: SIM115 (returned open)
+            if start:
+                f.seek(start)
+            return f
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise RegistryError(f"{self.url}/{key}: not found") from None
         except OSError as err:
@@ -154,7 +172,7 @@ class LocalStore:
                     continue
                 full = Path(dirpath) / name
                 key = full.relative_to(self.root).as_posix()
-                if key.startswith(prefix):
+                if key.startswith(prefix) and full.resolve().is_relative_to(self.root):
                     found.append(ObjectInfo(key, full.stat().st_size))
         yield from sorted(found, key=lambda o: o.key)
 
@@ -206,6 +224,12 @@ class S3Store:
         self.prefix = parts.path.strip("/")
         self.url = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
         self.endpoint_url = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
+        if self.endpoint_url is not None and not _is_http_url(self.endpoint_url):
+            raise RegistryError(
+                f"endpoint URL {self.endpoint_url.split('@')[-1]!r} (--endpoint-url, ${ENDPOINT_ENV} or the pin's "
+                "endpoint_url): expected http(s)://host[:port]",
+                exit_code=2,
+            )
         self._where = self.url if not self.endpoint_url else f"{self.url} (at {_redact(self.endpoint_url)})"
         config = Config(
             connect_timeout=5,
@@ -244,9 +268,11 @@ class S3Store:
     def _obj(self, key: str) -> str:
         return f"{self.url}/{key}"
 
-    def open_read(self, key: str) -> BinaryIO:
+    def open_read(self, key: str, start: int = 0) -> BinaryIO:
+        """The object's bytes from offset `start` on (a range request: the rest of a partial download)."""
+        extra = {"Range": f"bytes={start}-"} if start else {}
         with self._errors(self._obj(key)):
-            resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key), **extra)
         return io.BufferedReader(_S3Body(resp["Body"], self._obj(key), self._errors), CHUNK)  # type: ignore[return-value]
 
     def stat(self, key: str) -> ObjectInfo | None:
@@ -371,7 +397,10 @@ class S3Store:
 
 def open_store(url: str, endpoint_url: str | None = None) -> Store:
     """The store behind a registry URL: s3://bucket/prefix, http(s)://... (read-only), or a local path."""
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as err:
+        raise RegistryError(f"registry URL {url.split('@')[-1]!r}: {err}", exit_code=2) from None
     if scheme == "s3":
         return S3Store(url, endpoint_url)
     if scheme in ("http", "https"):

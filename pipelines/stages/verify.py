@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.descriptor import Scenario, Tolerance
+from pipelines.descriptor import Scenario, Tolerance, output_aliases
 from pipelines.errors import DescriptorError, VerificationFailed
 from pipelines.fileio import write_json
 from pipelines.stages.runner import run_endpoint, skip_reason
@@ -22,18 +22,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _aliases(key: str) -> tuple[str, str]:
-    """How a descriptor may name an output `key` ("<component>.<output>", "boxes.<field>"): in full,
-    or by its last part; the full name wins."""
-    return key, key.split(".", 1)[-1]
-
-
 def tolerance_for(scenario: Scenario, key: str) -> Tolerance:
-    return next((scenario.tolerances[n] for n in _aliases(key) if n in scenario.tolerances), scenario.default)
+    return next((scenario.tolerances[n] for n in output_aliases(key) if n in scenario.tolerances), scenario.default)
 
 
 def _named(key: str, names: list[str]) -> bool:
-    return any(n in names for n in _aliases(key))
+    return any(n in names for n in output_aliases(key))
 
 
 def compare(ref: np.ndarray, test: np.ndarray, tol: Tolerance) -> dict[str, Any]:

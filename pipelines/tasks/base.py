@@ -49,6 +49,8 @@ class Model:
             self.close()
             raise
         self.timer: Timer | None = None
+        self.where = f"models/{ctx.name}/model.yaml"
+        self.output_names = {c.name: [o.name for o in c.outputs] for c in ctx.descriptor.components}
         # Every component output of the last sample, keyed "<component>.<output>", for verify.
         self.raw: dict[str, np.ndarray] = {}
 
@@ -64,6 +66,12 @@ class Model:
                 outputs = session.run(inputs)
             if gpu is not None and len(gpu) > before:
                 self.timer.add_device(component, gpu[-1])
+        missing = [n for n in self.output_names[component] if n not in outputs]
+        if missing:
+            raise DescriptorError(
+                f"{self.where}: components.{component}: outputs {missing} not produced by its "
+                f"{self.endpoint.key} artifact (it has {sorted(outputs)}): re-export after renaming an output"
+            )
         self.raw.update({f"{component}.{k}": v for k, v in outputs.items()})
         return outputs
 
@@ -83,6 +91,9 @@ class Task(ABC):
     """Pre/post-processing and metrics of one task, identical for every backend."""
 
     Options: ClassVar[type[BaseModel]]
+    # The result keys `compare_predictions` produces: names that tolerances and report_only may use
+    # besides the component outputs (checked by `modelzoo validate`).
+    prediction_checks: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: ModelContext):
         self.ctx = ctx

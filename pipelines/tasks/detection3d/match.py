@@ -16,6 +16,10 @@ from pipelines.tasks.detection3d.decode import Boxes3D
 MATCH_RADIUS = 1.0  # metres: boxes further apart are different objects
 
 
+# The result keys of `compare_boxes`: what a scenario's tolerances and report_only may name.
+BOX_CHECKS = ("boxes.center", "boxes.size", "boxes.yaw", "boxes.velocity", "boxes.score", "boxes.matched")
+
+
 def match(ref: Boxes3D, test: Boxes3D) -> list[tuple[int, int]]:
     """Greedy, best reference score first, nearest same-class test box within MATCH_RADIUS."""
     pairs, used = [], np.zeros(len(test), bool)

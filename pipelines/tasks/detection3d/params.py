@@ -17,9 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipelines.errors import DescriptorError, ModelzooError
+from pipelines.yamlio import load_yaml
 
 # The bundle format version the node requires: include/autoware/lidar_centerpoint/ml_package_version.hpp
 # (SUPPORTED_ML_PACKAGE_MAJOR_VERSION 4, MINIMUM_ML_PACKAGE_MINOR_VERSION 1; the node refuses a bundle
@@ -331,10 +330,10 @@ def from_config(cfg: Any, where: str) -> DeployParams:
 def read_ros_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelzooError(f"{path}: ROS parameter file not found (run the export stage)")
+    data = load_yaml(path, error=ModelzooError)
     try:
-        data = yaml.safe_load(path.read_text())
         return dict(data["/**"]["ros__parameters"])
-    except (yaml.YAMLError, KeyError, TypeError) as err:
+    except (KeyError, TypeError) as err:
         raise ModelzooError(f"{path}: not a ROS parameter file (/**: ros__parameters: ...): {err}") from None
 
 

@@ -15,7 +15,7 @@ from pipelines.tasks.base import Model, Task
 from pipelines.tasks.detection3d import params as deploy
 from pipelines.tasks.detection3d.data import Frame, load_frames
 from pipelines.tasks.detection3d.decode import Boxes3D, decode
-from pipelines.tasks.detection3d.match import compare_boxes
+from pipelines.tasks.detection3d.match import BOX_CHECKS, compare_boxes
 from pipelines.tasks.detection3d.metrics import detection_metrics
 from pipelines.tasks.detection3d.scatter import scatter
 from pipelines.tasks.detection3d.voxelize import decorate, voxelize
@@ -51,6 +51,7 @@ def load_points_settings(cfg: Any, where: str) -> tuple[int, list[int]]:
 
 class Detection3DTask(Task):
     Options = Detection3DOptions
+    prediction_checks = BOX_CHECKS
     options: Detection3DOptions
 
     def __init__(self, ctx: Any):
