@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from pipelines.buildenv import BUILD_ENVIRONMENT
 from pipelines.errors import ModelzooError
 from pipelines.fileio import sha256_stream
 from pipelines.registry.fingerprint import fingerprint
@@ -108,6 +109,8 @@ def _provenance_files(ctx: ModelContext) -> list[LocalFile]:
     for extra in (desc.provenance.training_config, desc.provenance.training_log):
         if extra:
             add(ctx.root / extra, f"training/{Path(extra).name}")
+    if (environment := ctx.build_dir / BUILD_ENVIRONMENT).is_file():  # builds before it existed have none
+        add(environment, "build/environment.json")
     return out
 
 
