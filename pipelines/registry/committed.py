@@ -134,7 +134,9 @@ def workspace_state(root: Path, models: list[str]) -> WorkspaceState:
     """What differs from HEAD in the workspace a release of `models` would be published from."""
     model_dirs = [f"models/{m}/" for m in models]
     tracked, untracked = _git_changes(root, model_dirs)
-    stale, stale_stages = _dvc_stale(root, _stages(root, models))
+    # A repository without a DVC pipeline has its outputs in git: the git check covers them.
+    has_dvc = (root / "dvc.yaml").is_file()
+    stale, stale_stages = _dvc_stale(root, _stages(root, models)) if has_dvc else ([], [])
     changed = sorted(tracked + untracked)
     diff = _diff_sha256(root, untracked) if changed or stale else None
     return WorkspaceState(changed=changed, stale=stale, stale_stages=stale_stages, diff_sha256=diff)
