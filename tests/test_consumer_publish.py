@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +37,9 @@ def test_fetch_what_publish_wrote(pipeline_repo: Path, s3_server: S3Server, s3_b
     key = {"MODELZOO_SIGNING_KEY": str(tmp_path / "zoo.pem")}
     published = modelzoo(repo, "publish", "--version", "v1.0.0", "--no-dvc-push", *s3, **key)
     assert "(signed)" in published.stdout
+    body = S3Store(f"s3://{s3_bucket}/registry", s3_server.endpoint).open_read("releases/1.0.0/manifest.json")
+    names = {f["name"] for f in json.loads(body.read())["models"][MODEL]["files"]}
+    assert "provenance/build/environment.json" in names  # the machine it was built on
 
     consumer = tmp_path / "autoware"
     consumer.mkdir()
@@ -72,8 +76,6 @@ def test_fetch_what_publish_wrote(pipeline_repo: Path, s3_server: S3Server, s3_b
 @pytest.mark.slow
 def test_dirty_workspace(pipeline_repo: Path, s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
     """An edited, uncommitted descriptor: refused for X.Y.Z; --allow-dirty bleeding edge records it."""
-    import json
-
     import yaml
 
     repo = Path(shutil.copytree(pipeline_repo, tmp_path / "repo", symlinks=True))
