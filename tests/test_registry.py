@@ -177,6 +177,7 @@ def test_interrupted_upload_leaves_no_release_and_resumes(repo: Path, s3_server,
     ckpt = repo / "artifacts" / MODEL / "reference" / "checkpoint.pth"
     with open(ckpt, "ab") as f:
         f.write(bytes(range(256)) * (40 << 12))
+    commit_workspace(repo)  # publish refuses outputs that differ from dvc.lock
     port = int(s3_server.endpoint.rsplit(":", 1)[1])
     proxy = CutProxy(port, budget=24 << 20)
     url = f"s3://{s3_bucket}/zoo"
