@@ -102,7 +102,16 @@ def make_repo(root: Path, models: dict[str, tuple[int, int]]) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for name, (hidden, seed) in models.items():
         make_model(root, name, hidden, seed)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    commit(root)
     return root
+
+
+def commit(root: Path) -> None:
+    """publish refuses a workspace that is not HEAD: commit the (DVC-less) generated repository."""
+    git = ["git", "-c", "user.name=b", "-c", "user.email=b@b", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "bench"], cwd=root, check=True)
 
 
 class CountingStore:
@@ -167,6 +176,7 @@ def bench_one_of_n(tmp: Path, endpoint: str, n: int, hidden: int) -> dict[str, o
     publish(root, first, "1.0.0", push_dvc=False)  # type: ignore[arg-type]
     changed = "model_02"
     write_onnx(root / "artifacts" / changed / "onnx" / "calibration_classifier.onnx", hidden, seed=1000)
+    commit(root)
     second = CountingStore(open_store(url, endpoint))
     start = time.perf_counter()
     result = publish(root, second, "1.1.0", push_dvc=False)  # type: ignore[arg-type]

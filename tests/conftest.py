@@ -133,4 +133,8 @@ def build_pipeline_repo(repo: Path) -> Path:
         ["dvc", "repro", "evaluate@calibration_status"], cwd=repo, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # Committed, as CI leaves main: publish refuses a workspace that differs from HEAD.
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "repro"], cwd=repo, check=True)
     return repo

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipelines.registry.manifest import (
@@ -91,3 +92,11 @@ def put_release(
 def put_raw_manifest(store: Store, version: str, data: dict[str, Any]) -> None:
     """A manifest that the schema would refuse to build (a hostile or broken registry)."""
     store.put_bytes(manifest_path(version), json.dumps(data).encode())
+
+
+def sign_release(store: Store, version: str, key: Path) -> None:
+    """Sign the manifest as it is in the registry, as `modelzoo publish` does with a signing key."""
+    from pipelines.registry.signing import load_signer, put_signature
+
+    with store.open_read(manifest_path(version)) as f:
+        put_signature(store, version, f.read(), load_signer(str(key)))

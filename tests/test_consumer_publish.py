@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,17 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.registry.store import S3Store
 from tests.conftest import S3Server
 
 BIN = Path(sys.executable).parent
 MODEL = "calibration_status"
 
 
-def modelzoo(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MODELZOO_LOG": "WARNING"}
+def modelzoo(cwd: Path, *args: str, rc: int = 0, **env_over: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MODELZOO_LOG": "WARNING", **env_over}
     env.pop("MODELZOO_ROOT", None)
     proc = subprocess.run([str(BIN / "modelzoo"), *args], cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"modelzoo {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == rc, f"modelzoo {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
     return proc
 
 
@@ -31,11 +33,18 @@ def test_fetch_what_publish_wrote(pipeline_repo: Path, s3_server: S3Server, s3_b
 
     repo = Path(shutil.copytree(pipeline_repo, tmp_path / "repo", symlinks=True))
     s3 = ("--registry", f"s3://{s3_bucket}/registry", "--endpoint-url", s3_server.endpoint)
-    modelzoo(repo, "publish", "--version", "v1.0.0", "--no-dvc-push", *s3)
+    modelzoo(tmp_path, "registry", "keygen", str(tmp_path / "zoo.pem"), str(tmp_path / "zoo.pub"))
+    key = {"MODELZOO_SIGNING_KEY": str(tmp_path / "zoo.pem")}
+    published = modelzoo(repo, "publish", "--version", "v1.0.0", "--no-dvc-push", *s3, **key)
+    assert "(signed)" in published.stdout
+    body = S3Store(f"s3://{s3_bucket}/registry", s3_server.endpoint).open_read("releases/1.0.0/manifest.json")
+    names = {f["name"] for f in json.loads(body.read())["models"][MODEL]["files"]}
+    assert "provenance/build/environment.json" in names  # the machine it was built on
 
     consumer = tmp_path / "autoware"
     consumer.mkdir()
-    modelzoo(consumer, "pin", *s3, "--version", "1.0.0", "--models", MODEL, "--target", "onnxruntime-cpu")
+    pub = ("--public-key", str(tmp_path / "zoo.pub"))
+    modelzoo(consumer, "pin", *s3, *pub, "--version", "1.0.0", "--models", MODEL, "--target", "onnxruntime-cpu")
     first = modelzoo(consumer, "fetch")
     again = modelzoo(consumer, "fetch")
 
@@ -62,3 +71,31 @@ def test_fetch_what_publish_wrote(pipeline_repo: Path, s3_server: S3Server, s3_b
     assert check.returncode == 0, check.stdout + check.stderr
     onnx = repo / f"artifacts/{MODEL}/onnx/calibration_classifier.onnx"
     assert (dest / "calibration_classifier.onnx").read_bytes() == onnx.read_bytes()
+
+
+@pytest.mark.slow
+def test_dirty_workspace(pipeline_repo: Path, s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
+    """An edited, uncommitted descriptor: refused for X.Y.Z; --allow-dirty bleeding edge records it."""
+    import yaml
+
+    repo = Path(shutil.copytree(pipeline_repo, tmp_path / "repo", symlinks=True))
+    s3 = ("--registry", f"s3://{s3_bucket}/registry", "--endpoint-url", s3_server.endpoint, "--no-dvc-push")
+    path = repo / "models" / MODEL / "model.yaml"
+    desc = yaml.safe_load(path.read_text())
+    desc["description"] = str(desc.get("description", "")) + " (edited)"
+    path.write_text(yaml.safe_dump(desc, sort_keys=False))
+
+    refused = modelzoo(repo, "publish", "--version", "v1.1.0", "--unsigned", *s3, rc=7)
+    assert refused.stderr.count("\n") == 1 and f"models/{MODEL}/model.yaml" in refused.stderr
+    assert "never published from a dirty tree" in refused.stderr
+    refused = modelzoo(repo, "publish", "--version", "v1.1.0", "--unsigned", "--allow-dirty", *s3, rc=2)
+    assert "--allow-dirty is for the bleeding edge only" in refused.stderr
+    assert not list(S3Store(f"s3://{s3_bucket}/registry", s3_server.endpoint).list("releases/"))
+
+    done = modelzoo(repo, "publish", "--channel", "bleedingedge", "--unsigned", "--allow-dirty", *s3)
+    assert "DIRTY workspace" in done.stdout
+    body = S3Store(f"s3://{s3_bucket}/registry", s3_server.endpoint).open_read("releases/bleedingedge/manifest.json")
+    manifest = json.loads(body.read())
+    assert manifest["dirty"] is True and len(manifest["dirty_diff_sha256"]) == 64
+    modelzoo(repo, "index", "-o", str(tmp_path / "MODELS.md"), *s3[:4])
+    assert "published from a dirty workspace" in (tmp_path / "MODELS.md").read_text()

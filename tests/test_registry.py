@@ -18,6 +18,7 @@ from test_registry_helpers import (
     Registry,
     change_weights,
     clone_built,
+    commit_workspace,
     modelzoo,
     restamp,
 )
@@ -114,7 +115,7 @@ def test_release_is_never_overwritten(repo: Path, registry: Registry) -> None:
     # Nothing of the refused content was uploaded.
     assert len({o.key.split("/")[3] for o in store.list(f"models/{ALGORITHM}/{MODEL}/")}) == 1
 
-    done = modelzoo(repo, "publish", "--version", "v1.0.0", "--no-dvc-push", *registry.cli_args())
+    done = modelzoo(repo, "publish", "--version", "v1.0.0", "--no-dvc-push", "--unsigned", *registry.cli_args())
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
     assert "never overwritten" in done.stderr and "Traceback" not in done.stderr
@@ -176,6 +177,7 @@ def test_interrupted_upload_leaves_no_release_and_resumes(repo: Path, s3_server,
     ckpt = repo / "artifacts" / MODEL / "reference" / "checkpoint.pth"
     with open(ckpt, "ab") as f:
         f.write(bytes(range(256)) * (40 << 12))
+    commit_workspace(repo)  # publish refuses outputs that differ from dvc.lock
     port = int(s3_server.endpoint.rsplit(":", 1)[1])
     proxy = CutProxy(port, budget=24 << 20)
     url = f"s3://{s3_bucket}/zoo"
@@ -204,7 +206,7 @@ def test_unreachable_registry_is_one_line(repo: Path) -> None:
     from conftest import free_port
 
     done = modelzoo(
-        repo, "publish", "--channel", "bleedingedge", "--no-dvc-push",
+        repo, "publish", "--channel", "bleedingedge", "--no-dvc-push", "--unsigned",
         "--registry", "s3://nowhere/zoo", "--endpoint-url", f"http://127.0.0.1:{free_port()}",
     )  # fmt: skip
     assert done.returncode == 1
@@ -217,6 +219,7 @@ def test_unverified_model_is_refused(repo: Path, tmp_path: Path) -> None:
     data = json.loads(report.read_text())
     data["status"] = "fail"
     report.write_text(json.dumps(data))
+    commit_workspace(repo)
     with pytest.raises(ModelzooError, match=r"verify.json: status 'fail'.*cannot be published"):
         _publish(repo, Registry(str(tmp_path / "reg"), None), "bleedingedge")
     assert not (tmp_path / "reg" / "models").exists()

@@ -36,8 +36,20 @@ def clone_built(src: Path, dest: Path) -> Path:
     return dest
 
 
+def commit_workspace(repo: Path, message: str = "change") -> None:
+    """What a maintainer does before publishing: record changed outputs in dvc.lock, commit everything."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for cmd in (
+        [sys.executable, "-m", "dvc", "commit", "-f", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", message],
+    ):
+        done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def change_weights(repo: Path, delta: float = 1e-3) -> None:
-    """A behaviour change: one weight of the exported ONNX moves (as a retrained checkpoint would)."""
+    """A behaviour change: one weight of the exported ONNX moves (as a retrained checkpoint would), committed."""
     import onnx
     from onnx import numpy_helper
 
@@ -48,10 +60,11 @@ def change_weights(repo: Path, delta: float = 1e-3) -> None:
     arr.flat[0] += delta
     init.CopyFrom(numpy_helper.from_array(arr, init.name))
     onnx.save(model, str(path))
+    commit_workspace(repo, "change weights")
 
 
 def restamp(repo: Path, commit: str) -> None:
-    """Re-export at another commit: metadata changes, behaviour does not."""
+    """Re-export at another commit: metadata changes, behaviour does not (committed)."""
     import onnx
 
     path = repo / ONNX
@@ -61,6 +74,7 @@ def restamp(repo: Path, commit: str) -> None:
             prop.value = commit
     model.producer_version = "9.9.9"
     onnx.save(model, str(path))
+    commit_workspace(repo, "restamp")
 
 
 def modelzoo(repo: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:

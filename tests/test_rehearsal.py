@@ -158,3 +158,26 @@ def test_rehearse_release_end_to_end(tmp_path: Path) -> None:
     ]
     assert "TensorRT" in result["not_played"]
     assert all(not k.startswith("modelzoo") for k in result["not_played"])  # every modelzoo step was played
+
+
+def test_player_passes_secrets_to_steps(tmp_path: Path) -> None:
+    """The rehearsal hands the workflows a test signing key as the secret MODELZOO_SIGNING_KEY."""
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    src = tmp_path / "src"
+    src.mkdir()
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["commit", "-q", "--allow-empty", "-m", "x"],
+        ["push", "-q", str(origin), "main"],
+    ):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=src, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True).stdout.strip()
+    wf = tmp_path / "secret.yml"
+    wf.write_text(
+        "name: s\non:\n  push:\n    branches: [main]\njobs:\n  one:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        '      - run: printf %s "$KEY" > key.txt\n        env:\n          KEY: ${{ secrets.MODELZOO_SIGNING_KEY }}\n'
+    )
+    player = Player(origin, tmp_path / "runs", secrets={"MODELZOO_SIGNING_KEY": "-----BEGIN test-----"})
+    run = player.play(wf, {"name": "push", "ref": "refs/heads/main", "sha": sha, "message": "x", "changed": ["a"]})
+    assert run.ok and (run.job("one")[0].workspace / "key.txt").read_text() == "-----BEGIN test-----"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_registry_helpers import MODEL, Registry, change_weights, clone_built, modelzoo, restamp
+from test_registry_helpers import MODEL, Registry, change_weights, clone_built, commit_workspace, modelzoo, restamp
 
 from pipelines.errors import ModelzooError
 from pipelines.registry.entry import local_models
@@ -90,6 +90,7 @@ def test_changed_io_signature_needs_x(repo: Path, released: tuple[Registry, Mani
 def test_changed_ros_parameter_keys_need_x(repo: Path, tmp_path: Path) -> None:
     param = repo / "artifacts" / MODEL / "onnx" / "calibration_status.param.yaml"
     param.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"threshold": 0.5, "model_version": "1.0.0"}}}))
+    commit_workspace(repo)
     reg = Registry(str(tmp_path / "reg"), None)
     publish(repo, reg.store(), "1.0.0", push_dvc=False)
     previous = read_manifest(reg.store(), "1.0.0")

@@ -127,6 +127,7 @@ class Player:
         *,
         repository: str = "rehearsal/modelzoo",
         variables: dict[str, str] | None = None,
+        secrets: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
         replace: dict[str, tuple[str, dict[str, str]]] | None = None,
         skip_jobs: dict[str, str] | None = None,
@@ -134,6 +135,7 @@ class Player:
         self.origin, self.workdir = origin, workdir
         self.repository = repository
         self.variables = variables or {}
+        self.secrets = secrets or {}
         self.env = env or {}
         # step id -> (why, env additions) for steps the rehearsal swaps for a local equivalent
         self.replace = replace or {}
@@ -217,7 +219,12 @@ class Player:
             "token": "rehearsal-token",
             "event": event.get("payload", {}),
         }
-        return {"github": github, "vars": self.variables, "secrets": {}, "runner": {"os": "Linux", "arch": "X64"}}
+        return {
+            "github": github,
+            "vars": self.variables,
+            "secrets": self.secrets,
+            "runner": {"os": "Linux", "arch": "X64"},
+        }
 
     def _job(self, base: Path, wf: dict[str, Any], name: str, spec: dict[str, Any], leg: dict[str, Any],
              ctx: dict[str, Any]) -> Job:  # fmt: skip

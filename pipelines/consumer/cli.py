@@ -25,6 +25,9 @@ def pin_cmd(
         str | None, typer.Option(help="Accepted interface versions (default: >=X.Y.0,<X+1.0.0 of the release).")
     ] = None,
     dest: Annotated[str | None, typer.Option(help="Where fetch writes <dest>/<model>/<file>.")] = None,
+    public_key: Annotated[
+        str | None, typer.Option(help="The publisher's EC public key (PEM file, relative to the pin file).")
+    ] = None,
     pin: PinOpt = Path("modelzoo.yaml"),
 ) -> None:
     """Write or update the pin file, after checking the release, models and target exist in the registry."""
@@ -38,11 +41,11 @@ def pin_cmd(
         raise UsageError(f"{pin}: does not exist yet: pass --registry, --version and --models")
     changes = dict(
         version=version, models=_csv(models), registry=registry, endpoint_url=endpoint_url,
-        target=target, precisions=_csv(precisions), interface=interface, dest=dest,
+        target=target, precisions=_csv(precisions), interface=interface, dest=dest, public_key=public_key,
     )  # fmt: skip
     new = updated_pin(current, **changes)
     base = pin.resolve().parent
-    release = resolve_release(open_store(new.registry_url(base), new.endpoint_url), new.version)
+    release = resolve_release(open_store(new.registry_url(base), new.endpoint_url), new.version, new.verifier(base))
     if interface is None and current is None:
         # A new pin accepts the release's interface and its later minors (ModelZoo rule X).
         major, minor = (int(x) for x in release.manifest.interface_version.split(".")[:2])
@@ -75,10 +78,10 @@ def fetch_cmd(
     spec = load_pin(pin)
     base = pin.resolve().parent
     if print_checksums:
-        _, _, planned, warnings = prepare(spec, base, dest)
+        _, release, planned, warnings = prepare(spec, base, dest)
         for w in warnings:
             typer.echo(f"warning: {w}", err=True)
-        typer.echo("\n".join(checksum_lines(planned)))
+        typer.echo("\n".join(checksum_lines(planned, release, spec)))
         return
     report = fetch(spec, base, dest, progress=progress)
     for w in report.warnings:

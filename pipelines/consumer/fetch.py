@@ -29,8 +29,9 @@ from pipelines.consumer.compat import RELEASE_RECORD, check_interface
 from pipelines.consumer.pin import Pin, check_version
 from pipelines.consumer.targets import select_files
 from pipelines.errors import ModelzooError
-from pipelines.fileio import CHUNK, sha256_file, write_text
-from pipelines.registry.manifest import FileEntry, Manifest, manifest_path, read_manifest_json
+from pipelines.fileio import CHUNK, read_capped, sha256_file, write_text
+from pipelines.registry.manifest import MAX_MANIFEST_BYTES, FileEntry, Manifest, manifest_path, parse_manifest
+from pipelines.registry.signing import Verifier, verify_manifest
 from pipelines.registry.store import RegistryError, Store, open_store
 
 PROGRESS_MIN = 16 << 20
@@ -77,23 +78,29 @@ class FetchReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_manifest(store: Store, version: str) -> tuple[Manifest, int]:
-    """One GET (no listing, no HEAD: an HTTP registry serves neither), capped in size."""
+def read_manifest(store: Store, version: str, verifier: Verifier | None = None) -> tuple[Manifest, int]:
+    """One GET (no listing, no HEAD: an HTTP registry serves neither), capped in size; with a pinned
+    public key, its signature is verified over these bytes before anything in them is read."""
     key = manifest_path(version)
     where = f"{store.url}/{key}"
+    with store.open_read(key) as f:
+        data = read_capped(f, MAX_MANIFEST_BYTES)
+    if data is None:
+        raise RegistryError(f"{where}: larger than {MAX_MANIFEST_BYTES >> 20} MiB, not a manifest")
+    if verifier is not None:
+        verify_manifest(store, version, data, verifier)
     try:
-        with store.open_read(key) as f:
-            manifest, size = read_manifest_json(f, f"{where}: invalid manifest")
+        manifest = parse_manifest(data, f"{where}: invalid manifest")
     except ValueError as err:
         raise RegistryError(str(err)) from None
     if manifest.version != version:
         raise RegistryError(f"{where}: says version {manifest.version}, expected {version}")
-    return manifest, size
+    return manifest, len(data)
 
 
-def resolve_release(store: Store, version: str) -> Release:
+def resolve_release(store: Store, version: str, verifier: Verifier | None = None) -> Release:
     """The manifest of `version`, following a Z>0 release's alias to the X.Y.0 that holds the files."""
-    manifest, size = read_manifest(store, version)
+    manifest, size = read_manifest(store, version, verifier)
     if manifest.alias_of is None:
         return Release(manifest, version, version, size)
     where = f"{store.url}/{manifest_path(version)}"
@@ -101,7 +108,7 @@ def resolve_release(store: Store, version: str) -> Release:
         target = check_version(manifest.alias_of)
     except ValueError as err:
         raise RegistryError(f"{where}: alias_of {err}") from None
-    aliased, more = read_manifest(store, target)
+    aliased, more = read_manifest(store, target, verifier)
     if aliased.alias_of is not None:
         raise RegistryError(f"{where}: alias_of {target}, itself an alias of {aliased.alias_of} (one hop only)")
     return Release(aliased, version, target, size + more)
@@ -294,9 +301,12 @@ def prepare(pin: Pin, base: Path, dest: Path | None = None) -> tuple[Store, Rele
     """Resolve the release, check its interface and list what `fetch` would place; downloads no artifact."""
     dest = (dest or pin.dest_dir(base)).resolve()
     store = open_store(pin.registry_url(base), pin.endpoint_url)
-    release = resolve_release(store, pin.version)
+    release = resolve_release(store, pin.version, pin.verifier(base))
     warning = check_interface(release.manifest.interface_version, pin.interface, release=f"release {release.requested}")
-    return store, release, plan(release, pin, dest), [warning] if warning else []
+    warnings = [warning] if warning else []
+    if pin.public_key is None:
+        warnings.append(f"release {release.requested}: signature not checked (no public_key in the pin file)")
+    return store, release, plan(release, pin, dest), warnings
 
 
 def fetch(
@@ -341,6 +351,11 @@ def fetch(
     return report
 
 
-def checksum_lines(planned: list[Planned]) -> list[str]:
-    """`sha256sum` lines, paths relative to the destination (check with `cd <dest> && sha256sum -c`)."""
-    return [f"{p.entry.sha256}  {p.rel}" for p in planned]
+def checksum_lines(planned: list[Planned], release: Release, pin: Pin) -> list[str]:
+    """`sha256sum` lines of every file fetch writes (the release records included), paths relative to
+    the destination (check with `cd <dest> && sha256sum -c`)."""
+    lines = [f"{p.entry.sha256}  {p.rel}" for p in planned]
+    for model in pin.models:
+        text = _record(release, pin, model, [p for p in planned if p.model == model])
+        lines.append(f"{hashlib.sha256(text.encode()).hexdigest()}  {model}/{RELEASE_RECORD}")
+    return lines

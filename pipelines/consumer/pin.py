@@ -8,6 +8,8 @@ precisions: [fp16]                      # optional: only these precisions (defau
 interface: ">=1.0.0,<2.0.0"             # accepted descriptor interface versions
 models: [centerpoint, yolox]
 dest: autoware_data                     # where fetch writes <dest>/<model>/<file> (relative: to this file)
+public_key: keys/modelzoo.pub           # the publisher's EC public key (a PEM file, relative: to this file,
+                                        # or the PEM itself): fetch refuses a release it did not sign
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pipelines.consumer.compat import InterfaceRange
 from pipelines.errors import UsageError
 from pipelines.fileio import write_text
 from pipelines.registry.manifest import BLEEDING_EDGE
+from pipelines.registry.signing import Verifier, load_verifier
 from pipelines.yamlio import load_yaml
 
 PIN_FILE = "modelzoo.yaml"
@@ -53,6 +56,7 @@ class Pin(BaseModel):
     interface: str = ">=1.0.0,<2.0.0"
     models: list[str]
     dest: str = "autoware_data"
+    public_key: str | None = None
 
     @field_validator("version")
     @classmethod
@@ -92,6 +96,10 @@ class Pin(BaseModel):
 
     def dest_dir(self, base: Path) -> Path:
         return (base / self.dest).resolve()
+
+    def verifier(self, base: Path) -> Verifier | None:
+        """The pinned public key (None: signatures are not checked)."""
+        return load_verifier(self.public_key, base, "public_key") if self.public_key else None
 
 
 def _first_error(err: ValidationError) -> str:

@@ -71,17 +71,38 @@ def publish(
         bool, typer.Option("--dvc-push/--no-dvc-push", help="Push the DVC cache to <registry>/dvc.")
     ] = True,
     allow_older: AllowOlderOpt = False,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dirty", help="Bleeding edge only: publish a workspace that is not HEAD, recorded as dirty."
+        ),
+    ] = False,
+    signing_key: Annotated[
+        str | None,
+        typer.Option(help="EC private key (PEM file) that signs the manifest (default: $MODELZOO_SIGNING_KEY)."),
+    ] = None,
+    unsigned: Annotated[
+        bool, typer.Option("--unsigned", help="Publish without a signature when no signing key is configured.")
+    ] = False,
     registry: RegistryOpt = None,
     endpoint_url: EndpointOpt = None,
 ) -> None:
-    """Upload the artifacts the registry lacks, `dvc push`, then write the release manifest (last)."""
+    """Upload the artifacts the registry lacks, `dvc push`, then write the release manifest (last) and its
+    signature. Refuses (exit 7) a workspace whose tracked files or published outputs differ from HEAD."""
     from pipelines.registry.manifest import BLEEDING_EDGE
     from pipelines.registry.publish import publish as run_publish
+    from pipelines.registry.signing import SIGNING_KEY_ENV, signer_from_env
 
     if (channel is None) == (version is None):
         raise UsageError("publish: give exactly one of --channel bleedingedge or --version X.Y.Z")
     if channel is not None and channel != BLEEDING_EDGE:
         raise UsageError(f"publish --channel '{channel}': the only channel is '{BLEEDING_EDGE}'")
+    signer = signer_from_env(signing_key)
+    if signer is None and not unsigned:
+        raise UsageError(
+            f"publish: no signing key: set ${SIGNING_KEY_ENV} (a PEM file or the PEM itself, see "
+            "`modelzoo registry keygen`) or pass --signing-key; --unsigned publishes without a signature"
+        )
     url = registry_url(registry)
     store = _store(url, endpoint_url)
     result = run_publish(
@@ -93,6 +114,8 @@ def publish(
         push_dvc=dvc_push,
         only=models,
         allow_older=allow_older,
+        signer=signer,
+        allow_dirty=allow_dirty,
     )
     if result.alias_of:
         what = f"alias of {result.alias_of} (no artifacts uploaded)"
@@ -102,7 +125,8 @@ def publish(
             f"({result.uploaded_bytes} bytes), reused {result.reused_files}"
         )
     state = "published" if result.written else "already published (identical): nothing to do"
-    typer.echo(f"release {result.version}: {state}: {what}")
+    notes = ("signed" if result.signed else "UNSIGNED") + (", DIRTY workspace" if result.dirty else "")
+    typer.echo(f"release {result.version}: {state}: {what} ({notes})")
 
 
 @release_app.command("check")
@@ -170,6 +194,27 @@ def release_diff(
         typer.echo(text, nl=False)
 
 
+@release_app.command("verify")
+def release_verify(
+    version: Annotated[str, typer.Argument(help="X.Y.Z (or vX.Y.Z) or bleedingedge.")],
+    public_key: Annotated[str, typer.Option(help="The publisher's EC public key: a PEM file or the PEM itself.")],
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Check a release's signature with the public key, then re-hash every file its manifest names (exit 6)."""
+    from pipelines.registry.housekeeping import verify_release
+    from pipelines.registry.manifest import BLEEDING_EDGE
+    from pipelines.registry.releases import check_version
+    from pipelines.registry.signing import load_verifier
+
+    store = _store(registry, endpoint_url)
+    v = version if version == BLEEDING_EDGE else check_version(version)
+    checked = verify_release(store, v, load_verifier(public_key, Path.cwd(), "--public-key"))
+    for line in checked.lines:
+        typer.echo(f"  {line}")
+    typer.echo(f"release {v}: signature valid ({checked.signer}); {checked.files} file(s) match their sha256")
+
+
 def index(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: MODELS.md at the repo root.")] = None,
     template: Annotated[Path | None, typer.Option(help="Default: MODELS.md.j2 at the repo root.")] = None,
@@ -226,17 +271,47 @@ def registry_gc(
 
 
 @registry_app.command("audit")
-def registry_audit(registry: RegistryOpt = None, endpoint_url: EndpointOpt = None) -> None:
-    """Re-hash every object a manifest names; exit 6 naming each missing or corrupted one."""
-    from pipelines.registry.housekeeping import audit
+def registry_audit(
+    public_key: Annotated[
+        str | None, typer.Option(help="Also verify each release's signature with this EC public key (PEM).")
+    ] = None,
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Re-hash every object a manifest names and list unsigned releases; exit 6 naming each missing or
+    corrupted object (and, with --public-key, each unsigned or badly signed release)."""
+    from pipelines.registry.housekeeping import audit, audit_signatures
+    from pipelines.registry.signing import load_verifier
 
     store = _store(registry, endpoint_url)
     checked, problems = audit(store)
+    verifier = load_verifier(public_key, Path.cwd(), "--public-key") if public_key else None
+    signatures = audit_signatures(store, verifier)
     for p in problems:
         typer.echo(f"  {p.key}: {p.problem} (in {', '.join(p.releases)})")
-    if problems:
-        raise ModelzooError(f"audit of {store.url}: {len(problems)} of {checked} object(s) missing or corrupted", 6)
-    typer.echo(f"audit of {store.url}: {checked} object(s) intact")
+    for version, problem in signatures.items():
+        typer.echo(f"  release {version}: {problem}")
+    bad_signatures = len(signatures) if verifier is not None else 0
+    if problems or bad_signatures:
+        raise ModelzooError(
+            f"audit of {store.url}: {len(problems)} of {checked} object(s) missing or corrupted, "
+            f"{bad_signatures} release(s) unsigned or badly signed",
+            6,
+        )
+    unsigned = f"; {len(signatures)} release(s) unsigned" if signatures else ""
+    typer.echo(f"audit of {store.url}: {checked} object(s) intact{unsigned}")
+
+
+@registry_app.command("keygen")
+def registry_keygen(
+    private: Annotated[Path, typer.Argument(help="Where the private key goes (a CI secret; never commit it).")],
+    public: Annotated[Path, typer.Argument(help="Where the public key goes (consumers pin it).")],
+) -> None:
+    """A new EC P-256 key pair for signing releases (written once: an existing file is not overwritten)."""
+    from pipelines.registry.signing import generate_keypair
+
+    generate_keypair(private, public)
+    typer.echo(f"private key: {private} (mode 0600); public key: {public}")
 
 
 @registry_app.command("put-info")

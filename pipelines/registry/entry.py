@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.buildenv import BUILD_ENVIRONMENT
 from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.fileio import sha256_stream
 from pipelines.registry.fingerprint import fingerprint, onnx_io_names
@@ -108,6 +109,8 @@ def _provenance_files(ctx: ModelContext) -> list[LocalFile]:
     for extra in (desc.provenance.training_config, desc.provenance.training_log):
         if extra:
             add(ctx.root / extra, f"training/{Path(extra).name}")
+    if (environment := ctx.build_dir / BUILD_ENVIRONMENT).is_file():  # builds before it existed have none
+        add(environment, "build/environment.json")
     return out
 
 

@@ -6,12 +6,16 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.errors import UsageError
 from pipelines.fileio import sha256_file, sha256_stream
 from pipelines.registry.manifest import BLEEDING_EDGE, Manifest, manifest_path
 from pipelines.registry.releases import check_version, read_manifest, release_versions
 from pipelines.registry.store import LocalStore, ObjectInfo, RegistryError, S3Store, Store
+
+if TYPE_CHECKING:
+    from pipelines.registry.signing import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +168,74 @@ def put_auto_label(store: Store, day: str, dataset: str, files: list[Path]) -> l
     for path in files:
         _segment(path.name, "file name")
     return [(k, _put_once(store, k, p)) for p in files for k in [f"auto_label/{day}_{dataset}/{p.name}"]]
+
+
+def audit_signatures(store: Store, verifier: Verifier | None) -> dict[str, str]:
+    """Release -> what is wrong with its signature: missing (always checked), or invalid for `verifier`."""
+    from pipelines.registry.signing import SignatureError, read_signature, verify_manifest
+
+    found: dict[str, str] = {}
+    for version in [*release_versions(store), BLEEDING_EDGE]:
+        if store.stat(manifest_path(version)) is None:
+            continue
+        if verifier is None:
+            if read_signature(store, version) is None:
+                found[version] = f"unsigned (no {manifest_path(version)}.sig)"
+            continue
+        with store.open_read(manifest_path(version)) as f:
+            data = f.read()
+        try:
+            verify_manifest(store, version, data, verifier)
+        except SignatureError as err:
+            found[version] = str(err)
+    return found
+
+
+@dataclass
+class VerifiedRelease:
+    signer: str
+    files: int
+    lines: list[str] = field(default_factory=list)
+
+
+def verify_release(store: Store, version: str, verifier: Verifier) -> VerifiedRelease:
+    """What an auditor checks: the signature of the release (and of the X.Y.0 an alias names) over the
+    manifest bytes, then every file's size and sha256. Raises SignatureError / RegistryError (exit 6)."""
+    from pipelines.registry.manifest import parse_manifest
+    from pipelines.registry.signing import verify_manifest
+
+    lines: list[str] = []
+    manifest: Manifest | None = None
+    for hop in range(2):
+        key = manifest_path(version)
+        with store.open_read(key) as stream:
+            data = stream.read()
+        verify_manifest(store, version, data, verifier)  # before anything in it is trusted
+        try:
+            manifest = parse_manifest(data, f"{store.url}/{key}")
+        except ValueError as err:
+            raise RegistryError(str(err)) from None
+        if manifest.version != version:
+            raise RegistryError(f"{store.url}/{key}: says version {manifest.version}, expected {version}")
+        lines.append(f"{key}: signature valid")
+        if manifest.alias_of is None:
+            break
+        if hop:
+            raise RegistryError(f"{store.url}/{key}: an alias of an alias (one hop only)")
+        version = manifest.alias_of
+    assert manifest is not None
+    bad = []
+    count = 0
+    for entry in manifest.models.values():
+        for f in entry.files:
+            count += 1
+            if store.stat(f.path) is None:
+                bad.append(f"{f.path}: missing")
+                continue
+            with store.open_read(f.path) as body:
+                sha, size = sha256_stream(body)
+            if (sha, size) != (f.sha256, f.size):
+                bad.append(f"{f.path}: sha256 {sha[:12]} size {size}, signed manifest: {f.sha256[:12]} size {f.size}")
+    if bad:
+        raise RegistryError(f"release {manifest.version}: {len(bad)} of {count} file(s) do not match: {bad[0]}", 6)
+    return VerifiedRelease(verifier.source, count, lines)

@@ -123,14 +123,25 @@ class Manifest(Strict):
     # A Z>0 release publishes no artifacts: it points at X.Y.0 (ModelZoo rule Z).
     alias_of: str | None = None
     git_commit: str = "unknown"
+    # Bleeding edge published with --allow-dirty only: the workspace was not `git_commit`, and the
+    # sha256 of its difference (`git diff --binary HEAD` plus untracked model files). Left out when clean.
+    dirty: bool = False
+    dirty_diff_sha256: str | None = None
     models: dict[str, ModelEntry] = {}
+
+    def _dump(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        if not self.dirty:  # a clean manifest reads as it did before these fields existed
+            data.pop("dirty")
+            data.pop("dirty_diff_sha256")
+        return data
 
     def content_key(self) -> str:
         """Canonical JSON: two manifests with the same key publish the same release."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self._dump(), sort_keys=True, separators=(",", ":"))
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        return json.dumps(self._dump(), indent=2, sort_keys=True) + "\n"
 
     def identity_key(self) -> str:
         """Canonical JSON of what the release serves (not metrics, latency or the commit it was built at)."""

@@ -19,7 +19,8 @@ from pydantic import Field
 
 from pipelines.errors import ModelzooError, UsageError
 from pipelines.fileio import read_capped, sha256_stream
-from pipelines.registry.entry import LocalModel, local_models
+from pipelines.registry.committed import DirtyWorkspace, workspace_state
+from pipelines.registry.entry import LocalModel, local_models, published_models
 from pipelines.registry.manifest import (
     BLEEDING_EDGE,
     MAX_MANIFEST_BYTES,
@@ -37,6 +38,7 @@ from pipelines.registry.releases import (
     release_versions,
     require_manifest,
 )
+from pipelines.registry.signing import Signer, put_signature, read_signature
 from pipelines.registry.store import RegistryError, Store
 from pipelines.registry.versioning import compare, required_bump
 from pipelines.stages.provenance import git_commit
@@ -65,6 +67,8 @@ class PublishResult:
     reused_files: int = 0
     alias_of: str | None = None
     models: list[str] = field(default_factory=list)
+    signed: bool = False
+    dirty: bool = False
 
 
 def _read_record(store: Store, key: str) -> ArtifactRecord | None:
@@ -147,17 +151,38 @@ def dvc_push(root: Path, registry_url: str, endpoint_url: str | None) -> None:
     log.info("dvc push: pipeline cache in %s", url)
 
 
-def _write_release(store: Store, manifest: Manifest, result: PublishResult) -> PublishResult:
+def _write_release(store: Store, manifest: Manifest, result: PublishResult, signer: Signer | None) -> PublishResult:
+    """The manifest, then its signature (a consumer pinning a key refuses the release until both are there)."""
     key = manifest_path(manifest.version)
     data = manifest.to_json().encode()
     if manifest.version == BLEEDING_EDGE:
         store.put_bytes(key, data)
+    elif not store.put_bytes(key, data, if_absent=True):
+        _same_or_refuse(store, manifest)
+        result.written = False
+        # The release is there: sign its bytes if an interrupted publish left it unsigned.
+        if signer is not None and read_signature(store, manifest.version) is None:
+            with store.open_read(key) as f:
+                put_signature(store, manifest.version, f.read(), signer)
+            result.signed = True
         return result
-    if store.put_bytes(key, data, if_absent=True):
-        return result
-    _same_or_refuse(store, manifest)
-    result.written = False
+    if signer is not None:
+        put_signature(store, manifest.version, data, signer)
+        result.signed = True
     return result
+
+
+def check_committed(root: Path, version: str, models: list[str], allow_dirty: bool) -> tuple[bool, str | None]:
+    """Refuse (exit 7) a workspace that is not HEAD; for the bleeding edge with --allow-dirty, (True, diff hash)."""
+    state = workspace_state(root, models)
+    if not state.dirty:
+        return False, None
+    what = f"publish {version}"
+    if allow_dirty and version == BLEEDING_EDGE:
+        log.warning("%s", state.message(what) + ": published anyway (--allow-dirty), recorded as dirty")
+        return True, state.diff_sha256
+    hint = "" if version == BLEEDING_EDGE else " (an X.Y.Z release is never published from a dirty tree)"
+    raise DirtyWorkspace(state.message(what) + hint)
 
 
 def _same_or_refuse(store: Store, manifest: Manifest) -> None:
@@ -189,8 +214,14 @@ def publish(
     push_dvc: bool = True,
     only: list[str] | None = None,
     allow_older: bool = False,
+    signer: Signer | None = None,
+    allow_dirty: bool = False,
 ) -> PublishResult:
-    """Publish the local build as release `version` (X.Y.Z) or as the bleeding edge."""
+    """Publish the local build as release `version` (X.Y.Z) or as the bleeding edge.
+
+    Only from a workspace that is HEAD (tracked files, and the published outputs against dvc.lock);
+    `allow_dirty` lets the bleeding edge through, recorded as dirty. `signer` signs the manifest.
+    """
     if version != BLEEDING_EDGE:
         version = check_version(version)
         if only:
@@ -198,13 +229,16 @@ def publish(
                 f"publish --version {version}: a release holds every model; --model is for the bleeding edge"
             )
         check_forward(release_versions(store), version, allow_older=allow_older)
+        if allow_dirty:
+            raise UsageError(f"publish --version {version}: --allow-dirty is for the bleeding edge only")
+    dirty, diff_sha256 = check_committed(root, version, published_models(root, only), allow_dirty)
     models = local_models(root, only)
     commit = git_commit(root)
-    result = PublishResult(version=version, written=True, models=sorted(models))
+    result = PublishResult(version=version, written=True, models=sorted(models), dirty=dirty)
     parsed = semver.Version.parse(version) if version != BLEEDING_EDGE else None
 
     if parsed is not None and parsed.patch > 0:
-        return _publish_alias(store, version, parsed, models, commit, result)
+        return _publish_alias(store, version, parsed, models, commit, result, signer)
 
     if parsed is not None and (existing := read_manifest(store, version)) is not None:
         # Refuse before uploading anything when the release exists with other artifacts.
@@ -216,8 +250,14 @@ def publish(
     if only and (edge := read_manifest(store, BLEEDING_EDGE)) is not None:
         # Some models only: the others stay as the bleeding edge has them.
         entries = {**edge.models, **entries}
-    manifest = Manifest(version=version, git_commit=commit, models=dict(sorted(entries.items())))
-    return _write_release(store, manifest, result)
+    manifest = Manifest(
+        version=version,
+        git_commit=commit,
+        dirty=dirty,
+        dirty_diff_sha256=diff_sha256,
+        models=dict(sorted(entries.items())),
+    )
+    return _write_release(store, manifest, result, signer)
 
 
 def _refuse_if_other_artifacts(store: Store, existing: Manifest, models: dict[str, LocalModel]) -> None:
@@ -244,6 +284,7 @@ def _publish_alias(
     models: dict[str, LocalModel],
     commit: str,
     result: PublishResult,
+    signer: Signer | None,
 ) -> PublishResult:
     """Z > 0: no uploads; the artifacts must be those of X.Y.0, and the manifest aliases it."""
     base = f"{parsed.major}.{parsed.minor}.0"
@@ -263,4 +304,4 @@ def _publish_alias(
         )
     manifest = Manifest(version=version, alias_of=base, git_commit=commit, models=base_manifest.models)
     result.alias_of = base
-    return _write_release(store, manifest, result)
+    return _write_release(store, manifest, result, signer)

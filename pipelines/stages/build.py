@@ -10,6 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from pipelines.buildenv import BUILD_ENVIRONMENT, build_environment
 from pipelines.environment import target_environment
 from pipelines.fileio import atomic_dir, sha256_file, write_json
 from pipelines.precision import make_variant
@@ -64,4 +65,5 @@ def run_build(ctx: ModelContext) -> dict[str, Any]:
                     **meta,
                 }
         write_json(out / "build.json", report)
+        write_json(out / BUILD_ENVIRONMENT, build_environment().to_json())
     return report

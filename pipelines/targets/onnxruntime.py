@@ -19,16 +19,15 @@ LEVEL = "ORT_ENABLE_EXTENDED"
 def build(src: Path, dest: Path, ctx: ModelContext, component: str) -> dict[str, Any]:
     import onnxruntime as ort
 
-    opts = session_options()
-    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVEL)
-    opts.optimized_model_filepath = str(dest)
-    opts.add_session_config_entry("session.save_model_format", "ORT")
-    ort.InferenceSession(str(src), opts, providers=["CPUExecutionProvider"])
+    from pipelines.ort_format import write_ort
+
+    reproducible = write_ort(src, dest, LEVEL)
     # Load what was written: a file that does not load is not an artifact.
     check = ort.InferenceSession(str(dest), session_options(), providers=["CPUExecutionProvider"])
     return {
         "optimization_level": LEVEL,
         "format": "ORT",
+        "reproducible": reproducible,
         "inputs": [i.name for i in check.get_inputs()],
         "outputs": [o.name for o in check.get_outputs()],
     }
