@@ -27,7 +27,7 @@ class ModelRow:
     base_url: str
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
     if n < 1 << 10:
         return f"{n} B"
     if n < 1 << 20:
@@ -62,7 +62,7 @@ def render_markdown(history: History, template: Path, base_url: str | None = Non
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        env.filters["size"] = _size
+        env.filters["size"] = human_size
         env.filters["num"] = lambda v: f"{v:.4g}"
         env.filters["chart"] = lambda name: f"{charts.rstrip('/')}/{chart_name(name)}" if charts else ""
         return env.get_template(template.name).render(
