@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 import jinja2
 
 from pipelines.fileio import atomic_dir
-from pipelines.registry.charts import CHART_DIR, chart_name, render_svg, trends
+from pipelines.registry.charts import CHART_DIR, chart_name, render_charts, trends
 from pipelines.registry.history import History
 from pipelines.registry.index import human_size
 from pipelines.registry.manifest import FileEntry, ModelEntry
@@ -116,7 +116,7 @@ def render_site(history: History, store: Store, files_url: str | None = None) ->
     for m in ordered:
         for name, entry in m.models.items():
             held.setdefault(name, []).append(Held(m.version, entry))
-    charts = {name: render_svg(t) for name, t in trends(history).items()}
+    charts = render_charts(trends(history))
     diffs = [diff_releases(a, b) for a, b in itertools.pairwise(ordered)]
     following = {d.before: d for d in diffs}
     preceding = {d.after: d for d in diffs}
