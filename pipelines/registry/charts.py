@@ -151,9 +151,14 @@ def render_svg(trend: Trend) -> str:
                 ]
             ax.set_xticks(range(len(trend.versions)), trend.versions, rotation=30, ha="right", rotation_mode="anchor")
             ax.set_xlim(-0.5, max(len(trend.versions) - 0.5, 0.5))
+            values = [p.value for s in all_series for p in s.points]
+            # Log scale where endpoints differ by more than 20x (PyTorch on CPU beside TensorRT).
+            wide = kind == "latency" and min(values, default=0) > 0 and max(values) > 20 * min(values)
+            ax.set_yscale("log" if wide else "linear")
             ax.set_autoscaley_on(True)
             ax.autoscale_view(scalex=False)
-            ax.yaxis.set_major_locator(MaxNLocator(4))
+            if not wide:
+                ax.yaxis.set_major_locator(MaxNLocator(4))
             ax.grid(True, linewidth=0.3, color="#cccccc")
             if not all_series:
                 ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
