@@ -34,6 +34,9 @@ from pipelines.registry.cli import register as _register_registry  # noqa: E402
 
 _register_registry(app)  # publish, index, release check|diff, registry ...
 app.add_typer(ci_app, name="ci")
+from pipelines.site.cli import app as _site_app  # noqa: E402
+
+app.add_typer(_site_app, name="site")
 
 log = logging.getLogger("modelzoo")
 

@@ -219,17 +219,30 @@ def index(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: MODELS.md at the repo root.")] = None,
     template: Annotated[Path | None, typer.Option(help="Default: MODELS.md.j2 at the repo root.")] = None,
     base_url: Annotated[str | None, typer.Option(help="Prefix of download links (e.g. https://bucket.s3...).")] = None,
+    charts: Annotated[
+        str, typer.Option(help="Folder of the trend charts (SVG), relative to the output's folder.")
+    ] = "docs/charts",
     registry: RegistryOpt = None,
     endpoint_url: EndpointOpt = None,
 ) -> None:
-    """Render MODELS.md from the registry's manifests (deterministic: rendering twice changes nothing)."""
+    """Render MODELS.md and a trend chart per model from the registry's manifests (deterministic)."""
     from pipelines.fileio import write_text
-    from pipelines.registry.index import TEMPLATE, render_index
+    from pipelines.registry.charts import write_charts
+    from pipelines.registry.history import read_history
+    from pipelines.registry.index import TEMPLATE, render_markdown
+    from pipelines.registry.manifest import safe_relpath
 
+    try:
+        safe_relpath(charts.rstrip("/"))
+    except ValueError as err:
+        raise UsageError(f"--charts: {err}") from None
     root = _root()
     dest = output or root / "MODELS.md"
     _writable(dest)
-    text = render_index(_store(registry, endpoint_url), template or root / TEMPLATE, base_url)
+    history = read_history(_store(registry, endpoint_url))
+    written = write_charts(history, dest.parent / charts)
+    text = render_markdown(history, template or root / TEMPLATE, base_url, charts)
+    typer.echo(f"{dest.parent / charts}: {len(written)} chart(s)")
     if dest.is_file() and dest.read_text() == text:
         typer.echo(f"{dest.name}: unchanged")
         return

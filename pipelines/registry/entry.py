@@ -157,18 +157,30 @@ def _artifact_files(ctx: ModelContext, build: dict[str, Any]) -> tuple[list[Loca
     return files, {"environments": environments, "skipped": skipped}
 
 
-def _metrics(ctx: ModelContext) -> tuple[str, dict[str, float], dict[str, float]]:
+@dataclass(frozen=True)
+class Measured:
+    headline: str
+    metrics: dict[str, float]  # headline per endpoint
+    latency_ms: dict[str, float]  # mean end-to-end latency per endpoint
+    details: dict[str, dict[str, float]]  # every scalar metric per endpoint
+
+
+def _metrics(ctx: ModelContext) -> Measured:
     data = _read_json(ctx.metrics, "evaluate")
     headline = str(data.get("headline") or ctx.descriptor.evaluation.headline)
     metrics: dict[str, float] = {}
     latency: dict[str, float] = {}
+    details: dict[str, dict[str, float]] = {}
     for key, m in sorted((data.get("backends") or {}).items()):
         if isinstance(m.get(headline), int | float):
             metrics[key] = float(m[headline])
         total = (m.get("latency_ms") or {}).get("total") or {}
         if isinstance(total.get("mean"), int | float):
             latency[key] = float(total["mean"])
-    return headline, metrics, latency
+        scalars = {k: float(v) for k, v in sorted(m.items()) if isinstance(v, int | float) and not isinstance(v, bool)}
+        if scalars:
+            details[key] = scalars
+    return Measured(headline, metrics, latency, details)
 
 
 def check_verified(ctx: ModelContext) -> None:
@@ -216,7 +228,7 @@ def local_model(ctx: ModelContext) -> LocalModel:
     fp = fingerprint(onnx_files, options)
     version = f"{desc.version}-{fp[:12]}"
     files += _provenance_files(ctx)
-    headline, metrics, latency = _metrics(ctx)
+    measured = _metrics(ctx)
     ros_keys = {f.local.name.removesuffix(".param.yaml"): ros_param_keys(f.local) for f in files if f.target == "ros"}
 
     top = ctx.root.resolve()
@@ -247,9 +259,10 @@ def local_model(ctx: ModelContext) -> LocalModel:
         environments=envs["environments"],
         skipped_targets=envs["skipped"],
         files=sorted(entries, key=lambda e: e.path),
-        headline=headline,
-        metrics=metrics,
-        latency_ms=latency,
+        headline=measured.headline,
+        metrics=measured.metrics,
+        latency_ms=measured.latency_ms,
+        metric_details=measured.details,
     )
     return LocalModel(entry, local)
 

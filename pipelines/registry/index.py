@@ -8,11 +8,14 @@ from pathlib import Path
 import jinja2
 
 from pipelines.errors import ModelzooError
+from pipelines.registry.charts import chart_name
+from pipelines.registry.history import History, read_history
 from pipelines.registry.manifest import BLEEDING_EDGE, FileEntry, Manifest, ModelEntry
-from pipelines.registry.releases import read_manifest, release_versions
 from pipelines.registry.store import Store
 
 TEMPLATE = "MODELS.md.j2"
+# The trend charts, relative to MODELS.md (committed with it, so GitHub shows them).
+CHARTS = "docs/charts"
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class ModelRow:
     base_url: str
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
     if n < 1 << 10:
         return f"{n} B"
     if n < 1 << 20:
@@ -42,14 +45,14 @@ def _rows(manifests: dict[str, Manifest], order: list[str], base_url: str) -> li
     return [latest[n] for n in sorted(latest)]
 
 
-def render_index(store: Store, template: Path, base_url: str | None = None) -> str:
-    versions = release_versions(store)
-    manifests: dict[str, Manifest] = {}
-    for v in [*versions, BLEEDING_EDGE]:
-        m = read_manifest(store, v)
-        if m is not None:
-            manifests[v] = m
-    released = [v for v in versions if v in manifests]
+def render_index(store: Store, template: Path, base_url: str | None = None, charts: str | None = None) -> str:
+    return render_markdown(read_history(store), template, base_url, charts)
+
+
+def render_markdown(history: History, template: Path, base_url: str | None = None, charts: str | None = None) -> str:
+    """MODELS.md; `charts`: the folder of the trend charts relative to it (None: no chart links)."""
+    manifests = {m.version: m for m in history.ordered}
+    released = [m.version for m in history.releases]
     order = [BLEEDING_EDGE] * (BLEEDING_EDGE in manifests) + released
     try:
         env = jinja2.Environment(
@@ -59,13 +62,15 @@ def render_index(store: Store, template: Path, base_url: str | None = None) -> s
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        env.filters["size"] = _size
+        env.filters["size"] = human_size
         env.filters["num"] = lambda v: f"{v:.4g}"
+        env.filters["chart"] = lambda name: f"{charts.rstrip('/')}/{chart_name(name)}" if charts else ""
         return env.get_template(template.name).render(
             rows=_rows(manifests, order, (base_url or "").rstrip("/")),
             releases=[manifests[v] for v in reversed(released)],
             bleedingedge=manifests.get(BLEEDING_EDGE),
             base_url=(base_url or "").rstrip("/"),
+            charts=bool(charts),
         )
     except jinja2.TemplateError as err:
         where = f"{template}:{err.lineno}" if isinstance(err, jinja2.TemplateSyntaxError) else str(template)

@@ -105,6 +105,8 @@ class ModelEntry(Strict):
     headline: str = ""
     metrics: dict[str, float] = {}
     latency_ms: dict[str, float] = {}
+    # Every scalar metric per endpoint (per-class AP, recall per class...), for the registry's site.
+    metric_details: dict[str, dict[str, float]] = {}
 
     @property
     def targets(self) -> list[str]:
@@ -112,7 +114,7 @@ class ModelEntry(Strict):
 
     def identity(self) -> dict[str, Any]:
         """What a consumer gets: everything but the measurements (metrics, latency), which vary run to run."""
-        return self.model_dump(mode="json", exclude={"headline", "metrics", "latency_ms"})
+        return self.model_dump(mode="json", exclude={"headline", "metrics", "latency_ms", "metric_details"})
 
 
 class Manifest(Strict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import io
+import mimetypes
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from pipelines.registry.manifest import safe_relpath
 ENDPOINT_ENV = "MODELZOO_S3_ENDPOINT_URL"
 # S3 parts: 5 MiB minimum (except the last); 16 MiB keeps memory bounded and 10,000 parts covers 156 GiB.
 PART_SIZE = 16 << 20
+# Served with their type, so that an S3 static-website bucket shows the registry's site.
+SITE_TYPES = ("text/html", "image/svg+xml", "text/css")
 
 
 class RegistryError(ModelzooError):
@@ -186,6 +189,12 @@ class LocalStore:
             parent = parent.parent
 
 
+def _content_type(key: str) -> dict[str, str]:
+    """ContentType for keys a browser opens (the registry site's HTML, SVG, CSS); none for the rest."""
+    kind, _ = mimetypes.guess_type(key, strict=True)
+    return {"ContentType": kind} if kind in SITE_TYPES else {}
+
+
 class _S3Body(io.RawIOBase):
     """A streaming S3 object body whose errors become RegistryError."""
 
@@ -300,7 +309,7 @@ class S3Store:
     def put_bytes(self, key: str, data: bytes | BinaryIO, *, if_absent: bool = False) -> bool:
         from botocore.exceptions import ClientError
 
-        extra = {"IfNoneMatch": "*"} if if_absent else {}
+        extra = {**_content_type(key), **({"IfNoneMatch": "*"} if if_absent else {})}
         with self._errors(self._obj(key)):
             try:
                 self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data, **extra)

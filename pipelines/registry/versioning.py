@@ -132,61 +132,137 @@ def _mib(size: int) -> str:
     return f"{size / (1 << 20):.2f} MiB"
 
 
-def diff_markdown(a: Manifest, b: Manifest) -> str:
-    """Release notes from `a` to `b`, model by model: bump, files, fingerprints, metrics, latency."""
+@dataclass(frozen=True)
+class FileChange:
+    target: str
+    name: str
+    state: str  # "added", "removed" or "changed"
+    sha256_before: str | None
+    sha256_after: str | None
+    size_after: int | None
+
+
+@dataclass(frozen=True)
+class EndpointDelta:
+    endpoint: str
+    metric_before: float | None
+    metric_after: float | None
+    latency_before: float | None
+    latency_after: float | None
+
+
+@dataclass(frozen=True)
+class ModelDiff:
+    name: str
+    changes: list[Change]
+    artifact_before: str | None
+    artifact_after: str | None
+    files: list[FileChange]  # files whose bytes differ (unchanged ones are left out)
+    headline: str
+    endpoints: list[EndpointDelta]
+
+
+@dataclass(frozen=True)
+class ReleaseDiff:
+    before: str
+    after: str
+    bump: str
+    release_changes: list[Change]  # changes of the release as a whole (interface)
+    models: list[ModelDiff]
+
+
+def diff_releases(a: Manifest, b: Manifest) -> ReleaseDiff:
+    """What changed from release `a` to `b`, model by model: bump, files, fingerprints, metrics, latency."""
     changes = compare(a, b.models, b.interface_version)
-    lines = [f"# Changes from {a.version} to {b.version}", ""]
-    lines.append(f"Required bump: **{required_bump(changes)}**.")
-    lines.append("")
-    for c in [c for c in changes if c.model == WHOLE_RELEASE]:
-        lines.append(f"- {c.level}: {c.reason}")
+    models = []
     for name in sorted(set(a.models) | set(b.models)):
         old, new = a.models.get(name), b.models.get(name)
-        lines.append(f"## {name}")
-        lines.append("")
-        for c in changes:
-            if c.model == name:
-                lines.append(f"- **{c.level}**: {c.reason}")
-        lines.append(
-            f"- artifact version: {old.artifact_version if old else '-'} -> {new.artifact_version if new else '-'}"
-        )
         old_files = {f.name + "@" + f.target: f for f in (old.files if old else [])}
         new_files = {f.name + "@" + f.target: f for f in (new.files if new else [])}
-        rows = []
+        files = []
         for key in sorted(set(old_files) | set(new_files)):
             fo, fn = old_files.get(key), new_files.get(key)
             if fo and fn and fo.sha256 == fn.sha256:
                 continue
-            state = "added" if fo is None else "removed" if fn is None else "changed"
             f = fn or fo
             assert f is not None
-            rows.append(
-                f"| {f.target} | {f.name} | {state} | {fo.sha256[:12] if fo else '-'} | "
-                f"{fn.sha256[:12] if fn else '-'} | {_mib(fn.size) if fn else '-'} |"
+            state = "added" if fo is None else "removed" if fn is None else "changed"
+            files.append(
+                FileChange(
+                    f.target,
+                    f.name,
+                    state,
+                    fo.sha256 if fo else None,
+                    fn.sha256 if fn else None,
+                    fn.size if fn else None,
+                )
             )
-        if rows:
+        endpoints = sorted(
+            set(old.metrics if old else {})
+            | set(new.metrics if new else {})
+            | set(old.latency_ms if old else {})
+            | set(new.latency_ms if new else {})
+        )
+        models.append(
+            ModelDiff(
+                name=name,
+                changes=[c for c in changes if c.model == name],
+                artifact_before=old.artifact_version if old else None,
+                artifact_after=new.artifact_version if new else None,
+                files=files,
+                headline=(new.headline if new else old.headline if old else "") or "headline",
+                endpoints=[
+                    EndpointDelta(
+                        ep,
+                        old.metrics.get(ep) if old else None,
+                        new.metrics.get(ep) if new else None,
+                        old.latency_ms.get(ep) if old else None,
+                        new.latency_ms.get(ep) if new else None,
+                    )
+                    for ep in endpoints
+                ],
+            )
+        )
+    return ReleaseDiff(
+        a.version, b.version, required_bump(changes), [c for c in changes if c.model == WHOLE_RELEASE], models
+    )
+
+
+def diff_markdown(a: Manifest, b: Manifest) -> str:
+    """Release notes from `a` to `b`, model by model: bump, files, fingerprints, metrics, latency."""
+    diff = diff_releases(a, b)
+    lines = [f"# Changes from {diff.before} to {diff.after}", ""]
+    lines.append(f"Required bump: **{diff.bump}**.")
+    lines.append("")
+    for c in diff.release_changes:
+        lines.append(f"- {c.level}: {c.reason}")
+    for m in diff.models:
+        lines.append(f"## {m.name}")
+        lines.append("")
+        for c in m.changes:
+            lines.append(f"- **{c.level}**: {c.reason}")
+        lines.append(f"- artifact version: {m.artifact_before or '-'} -> {m.artifact_after or '-'}")
+        if m.files:
             lines += [
                 "",
                 "| target | file | change | sha256 before | sha256 after | size |",
                 "|---|---|---|---|---|---|",
             ]
-            lines += rows
-        endpoints = sorted(set(old.metrics if old else {}) | set(new.metrics if new else {}))
-        lat_endpoints = sorted(set(old.latency_ms if old else {}) | set(new.latency_ms if new else {}))
-        if endpoints or lat_endpoints:
-            headline = (new.headline if new else old.headline if old else "") or "headline"
+            lines += [
+                f"| {f.target} | {f.name} | {f.state} | {f.sha256_before[:12] if f.sha256_before else '-'} | "
+                f"{f.sha256_after[:12] if f.sha256_after else '-'} | "
+                f"{_mib(f.size_after) if f.size_after is not None else '-'} |"
+                for f in m.files
+            ]
+        if m.endpoints:
             lines += [
                 "",
-                f"| endpoint | {headline} before | after | latency ms before | after |",
+                f"| endpoint | {m.headline} before | after | latency ms before | after |",
                 "|---|---|---|---|---|",
             ]
-            for ep in sorted(set(endpoints) | set(lat_endpoints)):
-                ma = old.metrics.get(ep) if old else None
-                mb = new.metrics.get(ep) if new else None
-                la = old.latency_ms.get(ep) if old else None
-                lb = new.latency_ms.get(ep) if new else None
-                lines.append(
-                    f"| {ep} | {_fmt(ma)} | {_fmt(mb)}{_delta(ma, mb)} | {_fmt(la)} | {_fmt(lb)}{_delta(la, lb)} |"
-                )
+            for e in m.endpoints:
+                ma, mb, la, lb = e.metric_before, e.metric_after, e.latency_before, e.latency_after
+                metric = f"{_fmt(ma)} | {_fmt(mb)}{_delta(ma, mb)}"
+                lines.append(f"| {e.endpoint} | {metric} | {_fmt(la)} | {_fmt(lb)}{_delta(la, lb)} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
