@@ -30,7 +30,11 @@ def test_descriptor_and_config_load() -> None:
     assert task.params.grid_size == (128, 128, 1)
     assert task.params.encoder_in_feature_size == ctx.descriptor.components[0].inputs[0].shape[2]
     assert task.params.max_points_per_voxel == ctx.descriptor.components[0].inputs[0].shape[1]
-    assert (task.load_dim, task.use_dim) == (5, [0, 1, 2, 3])
+    assert task.loading.point_feature_size == task.params.point_feature_size == 5  # x y z intensity time-lag
+    ros = task.ros_params()
+    # Autoware's lidar_centerpoint: densification_params in its node parameters (centerpoint_common).
+    assert ros["centerpoint"]["densification_params"] == {"world_frame_id": "map", "num_past_frames": 1}
+    assert ros["centerpoint_ml_package"]["model_params"]["point_feature_size"] == 5
 
 
 def test_pillar_encoder_with_folded_batch_norm_equals_the_pfn_layers() -> None:
@@ -97,7 +101,7 @@ def test_dvc_repro_exports_verifies_and_evaluates(repo: Path) -> None:
         for vi in [*model.graph.input, *model.graph.output]:
             shapes[vi.name] = [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
     assert shapes == {
-        "input_features": ["num_voxels", 8, 10],
+        "input_features": ["num_voxels", 8, 11],
         "pillar_features": ["num_voxels", 1, 32],
         "spatial_features": [1, 32, 128, 128],
         "heatmap": [1, 3, 64, 64],

@@ -6,13 +6,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.descriptor import Endpoint, Tolerance
-from pipelines.errors import ModelzooError
+from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.latency import Timer
 from pipelines.tasks.base import Model, Task
 from pipelines.tasks.detection3d import params as deploy
+from pipelines.tasks.detection3d import sweeps
 from pipelines.tasks.detection3d.data import Frame, load_frames
 from pipelines.tasks.detection3d.decode import Boxes3D, decode
 from pipelines.tasks.detection3d.match import compare_boxes
@@ -21,6 +23,8 @@ from pipelines.tasks.detection3d.scatter import scatter
 from pipelines.tasks.detection3d.voxelize import decorate, voxelize
 
 HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
+# The frame Autoware accumulates past sweeps in (its default, centerpoint_common.param.yaml).
+DENSIFICATION_WORLD_FRAME = "map"
 
 
 class Detection3DOptions(BaseModel):
@@ -31,15 +35,6 @@ class Detection3DOptions(BaseModel):
     # Folder, relative to the dataset folder, that `lidar_points.lidar_path` is relative to.
     points_prefix: str = ""
     distance_thresholds: list[float] = Field([0.5, 1.0, 2.0, 4.0], min_length=1)
-
-
-def load_points_settings(cfg: Any) -> tuple[int, list[int]]:
-    """load_dim / use_dim of the config's LoadPointsFromFile (test pipeline), as mmdet3d reads points."""
-    for step in cfg.get("test_pipeline") or []:
-        if step.get("type") == "LoadPointsFromFile":
-            use = step.get("use_dim", step["load_dim"])
-            return int(step["load_dim"]), list(range(use)) if isinstance(use, int) else [int(u) for u in use]
-    raise ModelzooError(f"{deploy.CONFIG}: test_pipeline: needs a LoadPointsFromFile step (load_dim, use_dim)")
 
 
 class Detection3DTask(Task):
@@ -57,26 +52,53 @@ class Detection3DTask(Task):
         outputs = [o.name for o in self.head.outputs]
         if outputs != list(HEAD_OUTPUTS[: len(outputs)]) or len(outputs) < 5:
             raise ModelzooError(f"{where}.{self.head.name}.outputs: {outputs}, needs {list(HEAD_OUTPUTS)}")
-        cfg = load_config(ctx)
-        self.params = deploy.from_config(cfg)
+        self.cfg = load_config(ctx)
+        self.params = deploy.from_config(self.cfg)
         self.check_shapes(self.params, deploy.CONFIG)
-        self.load_dim, self.use_dim = load_points_settings(cfg)
-        if len(self.use_dim) != self.params.point_feature_size:
-            raise ModelzooError(
-                f"{deploy.CONFIG}: test_pipeline LoadPointsFromFile.use_dim has {len(self.use_dim)} features, "
-                f"the encoder reads {self.params.point_feature_size}"
+        self.config_file = f"models/{ctx.name}/{ctx.descriptor.source.config}"
+        self.loading = sweeps.loading_from_config(self.cfg, self.config_file)
+        if self.loading.point_feature_size != self.params.point_feature_size:
+            raise DescriptorError(
+                f"{self.config_file}: test_pipeline: the loaded points have {self.loading.point_feature_size} "
+                f"features (use_dim), model.pts_voxel_encoder.in_channels is {self.params.point_feature_size}"
             )
-        self._deployed: deploy.DeployParams | None = None
+        self._deployed: tuple[deploy.DeployParams, sweeps.PointLoading] | None = None
+        self._reference_loader: Callable[[sweeps.Scan], np.ndarray] | None = None
 
     def params_for(self, endpoint: Endpoint) -> deploy.DeployParams:
         """PyTorch runs what the config says; a deployed backend what the exported ROS files say."""
-        if endpoint.backend == "pytorch":
-            return self.params
+        return self.params if endpoint.backend == "pytorch" else self.deployed()[0]
+
+    def deployed(self) -> tuple[deploy.DeployParams, sweeps.PointLoading]:
+        """The parameters and point loading that the exported ROS files give, as Autoware reads them:
+        `densification_params.num_past_frames` sweeps, `model_params.point_feature_size` features."""
         if self._deployed is None:
             p = deploy.from_ros_files(self.params, self.ctx.onnx_dir)
             self.check_shapes(p, f"{self.ctx.onnx_dir / deploy.ML_PACKAGE}.param.yaml")
-            self._deployed = p
+            node = self.ctx.onnx_dir / f"{deploy.NODE}.param.yaml"
+            try:
+                past = int(deploy.read_ros_file(node)["densification_params"]["num_past_frames"])
+            except (KeyError, TypeError, ValueError) as err:
+                raise ModelzooError(f"{node}: densification_params.num_past_frames: missing or bad ({err})") from None
+            loading = self.loading.with_past_frames(past, f"{node}: densification_params")
+            if loading.point_feature_size != p.point_feature_size:
+                raise ModelzooError(
+                    f"{self.ctx.onnx_dir / deploy.ML_PACKAGE}.param.yaml: model_params.point_feature_size: "
+                    f"{p.point_feature_size}, the config's use_dim loads {loading.point_feature_size}"
+                )
+            self._deployed = (p, loading)
         return self._deployed
+
+    def points_for(self, endpoint: Endpoint, sample: Frame) -> np.ndarray:
+        """PyTorch: mmdet3d's own loading transforms of the test pipeline; a deployed backend: this
+        task's numpy loading with the exported densification settings."""
+        if sample.scan is None:
+            return sample.points
+        if endpoint.backend == "pytorch":
+            if self._reference_loader is None:
+                self._reference_loader = sweeps.reference_loader(self.cfg)
+            return self._reference_loader(sample.scan)
+        return sweeps.load_points(sample.scan, self.deployed()[1], str(sample.scan.path))
 
     def check_shapes(self, p: deploy.DeployParams, where: str) -> None:
         """The voxel grid and point features the parameters make must be what the ONNX files take."""
@@ -94,15 +116,15 @@ class Detection3DTask(Task):
             dataset / self.options.info_file.format(split=split),
             dataset / self.options.points_prefix,
             self.params.class_names,
-            self.load_dim,
-            self.use_dim,
+            self.loading,
             limit,
         )
 
     def infer(self, model: Model, sample: Frame, timer: Timer) -> Boxes3D:
         p = self.params_for(model.endpoint)
+        points = self.points_for(model.endpoint, sample)  # reading files: not part of the latency
         with timer.part("preprocess"):
-            voxels = voxelize(sample.points, p)
+            voxels = voxelize(points, p)
             features = decorate(voxels, p)
         enc = model(self.encoder.name, {self.encoder.inputs[0].name: features})[self.encoder.outputs[0].name]
         with timer.part("scatter"):
@@ -118,7 +140,13 @@ class Detection3DTask(Task):
         )
 
     def ros_params(self) -> dict[str, dict[str, Any]]:
-        return self.params.ros_params(self.encoder.name, self.head.name)
+        ros = self.params.ros_params(self.encoder.name, self.head.name)
+        # Autoware's lidar_centerpoint declares these in centerpoint_common.param.yaml (node parameters).
+        ros[deploy.NODE]["densification_params"] = {
+            "world_frame_id": DENSIFICATION_WORLD_FRAME,
+            "num_past_frames": self.loading.num_past_frames,
+        }
+        return ros
 
     def compare_predictions(
         self, ref: Boxes3D, test: Boxes3D, tolerance: Callable[[str], Tolerance]
