@@ -182,3 +182,23 @@ def test_verify_catches_a_perturbed_voxel_size(repo: Path, tmp_path: Path) -> No
     err = proc.stderr.strip().splitlines()[-1]
     assert err.startswith("error: artifacts/centerpoint/verify.json: pytorch-cpu-fp32_vs_onnxruntime-cpu-fp32"), err
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_verify_fails_when_the_deployed_path_drops_a_sweep(repo: Path, tmp_path: Path) -> None:
+    """The PyTorch reference loads points with mmdet3d's own LoadPointsFromMultiSweeps (config test
+    pipeline), ONNX Runtime with the task's loader and the exported densification_params: a bundle
+    that tells Autoware one past frame fewer than the model was trained with fails verify (exit 3)."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, symlinks=True)
+    node = copy / "artifacts" / MODEL / "onnx" / "centerpoint.param.yaml"
+    params = read_yaml(node)
+    densification = params["/**"]["ros__parameters"]["densification_params"]
+    assert densification == {"world_frame_id": "map", "num_past_frames": 1}
+    densification["num_past_frames"] = 0
+    write_yaml(node, params)
+    proc = modelzoo(["verify", MODEL], copy, check=False)
+    assert proc.returncode == 3, proc.stderr
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("error: artifacts/centerpoint/verify.json: pytorch-cpu-fp32_vs_onnxruntime-cpu-fp32"), err
+    assert "Traceback" not in proc.stderr
