@@ -31,7 +31,11 @@ def test_descriptor_and_config_load() -> None:
     assert task.params.grid_size == (128, 128, 1)
     assert task.params.encoder_in_feature_size == ctx.descriptor.components[0].inputs[0].shape[2]
     assert task.params.max_points_per_voxel == ctx.descriptor.components[0].inputs[0].shape[1]
-    assert (task.load_dim, task.use_dim) == (5, [0, 1, 2, 3])
+    assert task.loading.point_feature_size == task.params.point_feature_size == 5  # x y z intensity time-lag
+    ros = task.ros_params()
+    # Autoware's lidar_centerpoint: densification_params in its node parameters (centerpoint_common).
+    assert ros["centerpoint_common"]["densification_params"] == {"world_frame_id": "map", "num_past_frames": 1}
+    assert ros["centerpoint_ml_package"]["model_params"]["point_feature_size"] == 5
 
 
 # mmdet3d's nuScenes CenterPoint head: six tasks (centerpoint_pillar02_second_secfpn_nus.py).
@@ -169,7 +173,7 @@ def test_dvc_repro_exports_verifies_and_evaluates(repo: Path) -> None:
         for vi in [*model.graph.input, *model.graph.output]:
             shapes[vi.name] = [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
     assert shapes == {
-        "input_features": ["num_voxels", 8, 10],
+        "input_features": ["num_voxels", 8, 11],
         "pillar_features": ["num_voxels", 1, 32],
         "spatial_features": [1, 32, 128, 128],
         "heatmap": [1, 3, 64, 64],
@@ -250,6 +254,26 @@ def test_verify_catches_a_perturbed_voxel_size(repo: Path, tmp_path: Path) -> No
     config.write_text(text.replace("voxel_size = [0.4, 0.4, 6.0]", "voxel_size = [0.401, 0.401, 6.0]"))
     proc = modelzoo(["verify", MODEL], copy, check=False)
     assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("error: artifacts/centerpoint/verify.json: pytorch-cpu-fp32_vs_onnxruntime-cpu-fp32"), err
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_verify_fails_when_the_deployed_path_drops_a_sweep(repo: Path, tmp_path: Path) -> None:
+    """The PyTorch reference loads points with mmdet3d's own LoadPointsFromMultiSweeps (config test
+    pipeline), ONNX Runtime with the task's loader and the exported densification_params: a bundle
+    that tells Autoware one past frame fewer than the model was trained with fails verify (exit 3)."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, symlinks=True)
+    node = copy / "artifacts" / MODEL / "onnx" / "centerpoint_common.param.yaml"
+    params = read_yaml(node)
+    densification = params["/**"]["ros__parameters"]["densification_params"]
+    assert densification == {"world_frame_id": "map", "num_past_frames": 1}
+    densification["num_past_frames"] = 0
+    write_yaml(node, params)
+    proc = modelzoo(["verify", MODEL], copy, check=False)
+    assert proc.returncode == 3, proc.stderr
     err = proc.stderr.strip().splitlines()[-1]
     assert err.startswith("error: artifacts/centerpoint/verify.json: pytorch-cpu-fp32_vs_onnxruntime-cpu-fp32"), err
     assert "Traceback" not in proc.stderr

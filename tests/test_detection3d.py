@@ -21,11 +21,13 @@ from pipelines.tasks.detection3d.decode import Boxes3D, circle_nms
 from pipelines.tasks.detection3d.match import compare_boxes
 from pipelines.tasks.detection3d.metrics import detection_metrics
 from pipelines.tasks.detection3d.scatter import scatter
+from pipelines.tasks.detection3d.sweeps import PointLoading
 from pipelines.tasks.detection3d.voxelize import decorate, voxelize
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "models" / "centerpoint" / "config.py"
 CLASSES = ("car", "pedestrian", "bicycle")
+XYZI = PointLoading(load_dim=5, use_dim=(0, 1, 2, 3))
 
 WHERE = "models/centerpoint/config.py"
 SCHEMAS = REPO / "tests" / "data" / "autoware" / "lidar_centerpoint"
@@ -112,7 +114,7 @@ def params(cfg) -> deploy.DeployParams:  # type: ignore[no-untyped-def]
 
 def random_points(seed: int, n: int = 6000) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    pts = rng.uniform([-27, -27, -3.5, 0], [27, 27, 3.5, 255], (n, 4)).astype(np.float32)
+    pts = rng.uniform([-27, -27, -3.5, 0, 0], [27, 27, 3.5, 255, 0.1], (n, 5)).astype(np.float32)  # x y z i lag
     pts[: n // 3, :2] = rng.normal(0, 1.5, (n // 3, 2))  # crowded pillars: the per-pillar cap matters
     pts[n // 3 : n // 3 + 50, 0] = -25.6 + 0.4 * rng.integers(0, 128, 50)  # exactly on voxel borders
     return pts
@@ -231,7 +233,9 @@ def test_bundle_key_set_schemas_and_round_trip(params: deploy.DeployParams, tmp_
     from pipelines.stages.export import write_ros_params
 
     precisions = ["fp32", "fp16", "int8"]
-    files = deploy.bundle(params, "centerpoint", "pts_voxel_encoder", "pts_backbone_neck_head", precisions)
+    files = deploy.bundle(
+        params, "centerpoint", "pts_voxel_encoder", "pts_backbone_neck_head", precisions, num_past_frames=1
+    )
     keys = {
         stem: {k: sorted(v) if isinstance(v, dict) else None for k, v in body.items()} for stem, body in files.items()
     }
@@ -252,7 +256,7 @@ def test_bundle_key_set_schemas_and_round_trip(params: deploy.DeployParams, tmp_
     assert (fp16["trt_precision"], fp16["encoder_onnx_path"]) == ("fp16", "fp16/pts_voxel_encoder.onnx")
     m = ml["model_params"]
     assert m["class_names"] == ["CAR", "PEDESTRIAN", "BICYCLE"] and m["voxel_size"] == [0.4, 0.4, 6.0]
-    assert m["encoder_in_feature_size"] == 10 and m["downsample_factor"] == 2
+    assert m["encoder_in_feature_size"] == 11 and m["downsample_factor"] == 2 and m["point_feature_size"] == 5
     assert m["yaw_norm_thresholds"] == [0.3, 0.0, 0.3]  # Autoware's defaults: 0.3, pedestrians 0
     assert m["detection_score_thresholds"] == {
         "distance_bin_upper_limits": [50.0, 90.0, 121.0, 200.0],
@@ -260,6 +264,7 @@ def test_bundle_key_set_schemas_and_round_trip(params: deploy.DeployParams, tmp_
     }
     assert len(files["detection_class_remapper"]["min_area_matrix"]) == len(deploy.AUTOWARE_LABELS) ** 2
     assert files["centerpoint_common"]["post_process_params"]["circle_nms_dist_threshold"] == 1.0
+    assert files["centerpoint_common"]["densification_params"] == {"world_frame_id": "map", "num_past_frames": 1}
     # A file Autoware's schema refuses is caught by the same check: here int8, which trt_precision lacks.
     bad = copy.deepcopy(ml)
     bad["trt_precision"] = "int8"
@@ -429,7 +434,7 @@ def write_awml_style_infos(root: Path) -> Path:
 
 def test_real_format_infos_load_the_same_way(tmp_path: Path) -> None:
     info = write_awml_style_infos(tmp_path)
-    (f,) = load_frames(info, tmp_path, CLASSES, 5, [0, 1, 2, 3])
+    (f,) = load_frames(info, tmp_path, CLASSES, XYZI)
     assert f.points.shape == (301, 4) and f.token == "abc"
     assert f.gt_labels.tolist() == [0, 1, 2]  # car, pedestrian, bicycle in the model's order; truck dropped
     assert f.gt_num_points.tolist() == [40, 3, 0]
@@ -438,16 +443,16 @@ def test_real_format_infos_load_the_same_way(tmp_path: Path) -> None:
 
 def test_bad_info_files_give_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelzooError, match="info file not found"):
-        load_frames(tmp_path / "nope.pkl", tmp_path, CLASSES, 5, [0, 1, 2, 3])
+        load_frames(tmp_path / "nope.pkl", tmp_path, CLASSES, XYZI)
     (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
     with pytest.raises(ModelzooError, match=r"junk\.pkl: not a readable info pickle"):
-        load_frames(tmp_path / "junk.pkl", tmp_path, CLASSES, 5, [0, 1, 2, 3])
+        load_frames(tmp_path / "junk.pkl", tmp_path, CLASSES, XYZI)
     (tmp_path / "v1.pkl").write_bytes(pickle.dumps([{"lidar_path": "x"}]))
     with pytest.raises(ModelzooError, match="data_list: missing"):
-        load_frames(tmp_path / "v1.pkl", tmp_path, CLASSES, 5, [0, 1, 2, 3])
+        load_frames(tmp_path / "v1.pkl", tmp_path, CLASSES, XYZI)
     info = write_awml_style_infos(tmp_path / "t4")
     with pytest.raises(ModelzooError, match=r"0\.pcd\.bin: .* not a multiple of load_dim 4"):
-        load_frames(info, tmp_path / "t4", CLASSES, 4, [0, 1, 2, 3])
+        load_frames(info, tmp_path / "t4", CLASSES, PointLoading(4, (0, 1, 2, 3)))
     shutil.rmtree(tmp_path / "t4" / "db_j6_v1")
     with pytest.raises(ModelzooError, match="point cloud not found"):
-        load_frames(info, tmp_path / "t4", CLASSES, 5, [0, 1, 2, 3])
+        load_frames(info, tmp_path / "t4", CLASSES, XYZI)

@@ -12,9 +12,25 @@ out_size_factor = 2
 class_names = ["car", "pedestrian", "bicycle"]
 metainfo = dict(classes=class_names)
 
-# Points: x y z intensity time in the .bin files; the model reads x y z intensity.
+# Points: x y z intensity time in the .bin files. The key frame plus `sweeps_num` past sweeps (moved into
+# the key frame, time lag in column 4); the model reads x y z intensity time-lag, the layout Autoware's
+# lidar_centerpoint feeds for point_feature_size 5 (densification_params.num_past_frames = sweeps_num).
 load_dim = 5
-use_dim = [0, 1, 2, 3]
+use_dim = [0, 1, 2, 3, 4]
+sweeps_num = 1
+load_points = [
+    dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=load_dim, use_dim=load_dim, backend_args=None),
+    dict(
+        type="LoadPointsFromMultiSweeps",
+        sweeps_num=sweeps_num,
+        load_dim=load_dim,
+        use_dim=use_dim,
+        pad_empty_sweeps=True,
+        remove_close=True,
+        test_mode=True,
+        backend_args=None,
+    ),
+]
 
 model = dict(
     data_preprocessor=dict(
@@ -74,7 +90,13 @@ model = dict(
     ),
 )
 
-test_pipeline = [
-    dict(type="LoadPointsFromFile", coord_type="LIDAR", load_dim=load_dim, use_dim=use_dim, backend_args=None),
-    dict(type="Pack3DDetInputs", keys=["points"]),
+test_pipeline = [*load_points, dict(type="Pack3DDetInputs", keys=["points"])]
+# What reference.py's training loop does (it loads points with the task's loader, which equals
+# load_points on these infos, and augments in numpy).
+train_pipeline = [
+    *load_points,
+    dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True),
+    dict(type="RandomFlip3D", flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
+    dict(type="GlobalRotScaleTrans", rot_range=[-0.785, 0.785], scale_ratio_range=[0.95, 1.05]),
+    dict(type="Pack3DDetInputs", keys=["points", "gt_bboxes_3d", "gt_labels_3d"]),
 ]

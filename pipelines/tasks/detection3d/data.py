@@ -12,17 +12,19 @@ import numpy as np
 
 from pipelines.errors import ModelzooError
 from pipelines.tasks.base import require_class_names
+from pipelines.tasks.detection3d.sweeps import PointLoading, Scan, load_points, parse_scan
 
 
 @dataclass(frozen=True)
 class Frame:
     index: int
     token: str
-    points: np.ndarray  # (N, point_feature_size) float32
+    points: np.ndarray  # (N, point_feature_size) float32, as the config's test pipeline loads them
     gt_boxes: np.ndarray  # (M, 7) float32: x, y, z (gravity centre), length, width, height, yaw
     gt_labels: np.ndarray  # (M,) int64, indices into the model's class names
     gt_velocity: np.ndarray  # (M, 2) float32
     gt_num_points: np.ndarray  # (M,) int64, -1 where the info does not say
+    scan: Scan | None = None  # the files `points` were loaded from (key frame, sweeps)
 
 
 def load_infos(path: Path) -> dict[str, Any]:
@@ -50,15 +52,6 @@ def label_names(infos: dict[str, Any], path: Path, class_names: tuple[str, ...])
     return {int(i): str(n) for n, i in cats.items()}
 
 
-def read_points(path: Path, load_dim: int, use_dim: list[int]) -> np.ndarray:
-    if not path.is_file():
-        raise ModelzooError(f"{path}: point cloud not found")
-    raw = np.fromfile(path, dtype=np.float32)
-    if raw.size % load_dim:
-        raise ModelzooError(f"{path}: {raw.size} floats, not a multiple of load_dim {load_dim}")
-    return np.ascontiguousarray(raw.reshape(-1, load_dim)[:, use_dim])
-
-
 def parse_frame(
     index: int,
     info: dict[str, Any],
@@ -66,13 +59,11 @@ def parse_frame(
     points_dir: Path,
     names: dict[int, str],
     class_names: tuple[str, ...],
-    load_dim: int,
-    use_dim: list[int],
+    loading: PointLoading,
 ) -> Frame:
-    try:
-        lidar_path = info["lidar_points"]["lidar_path"]
-    except (KeyError, TypeError):
-        raise ModelzooError(f"{where}: data_list.{index}.lidar_points.lidar_path: missing") from None
+    if not isinstance(info, dict):
+        raise ModelzooError(f"{where}: data_list.{index}: expected a mapping")
+    scan = parse_scan(info, f"{where}: data_list.{index}", points_dir)
     boxes, labels, vel, npts = [], [], [], []
     for j, inst in enumerate(info.get("instances") or []):
         try:
@@ -92,11 +83,12 @@ def parse_frame(
     return Frame(
         index=index,
         token=str(info.get("token", info.get("sample_idx", index))),
-        points=read_points(points_dir / lidar_path, load_dim, use_dim),
+        points=load_points(scan, loading, f"{where}: data_list.{index}"),
         gt_boxes=np.asarray(boxes, np.float32).reshape(-1, 7),
         gt_labels=np.asarray(labels, np.int64),
         gt_velocity=np.asarray(vel, np.float32).reshape(-1, 2),
         gt_num_points=np.asarray(npts, np.int64),
+        scan=scan,
     )
 
 
@@ -104,14 +96,12 @@ def load_frames(
     info_path: Path,
     points_dir: Path,
     class_names: tuple[str, ...],
-    load_dim: int,
-    use_dim: list[int],
+    loading: PointLoading,
     limit: int = -1,
 ) -> list[Frame]:
     infos = load_infos(info_path)
     names = label_names(infos, info_path, class_names)
     items = infos["data_list"] if limit < 0 else infos["data_list"][:limit]
     return [
-        parse_frame(i, info, str(info_path), points_dir, names, class_names, load_dim, use_dim)
-        for i, info in enumerate(items)
+        parse_frame(i, info, str(info_path), points_dir, names, class_names, loading) for i, info in enumerate(items)
     ]

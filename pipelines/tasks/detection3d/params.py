@@ -103,12 +103,25 @@ class DeployParams:
         )
 
 
-def densification_params(p: DeployParams) -> dict[str, Any]:
-    """The node's `densification_params` (past sweeps it stacks in `world_frame_id`): one sweep here."""
-    return {"world_frame_id": "map", "num_past_frames": 0}
+# The frame Autoware accumulates past sweeps in (its default, config/centerpoint_common.param.yaml).
+DENSIFICATION_WORLD_FRAME = "map"
 
 
-def bundle(p: DeployParams, model_name: str, encoder: str, head: str, precisions: Sequence[str]) -> dict[str, Any]:
+def densification_params(num_past_frames: int) -> dict[str, Any]:
+    """The node's `densification_params`: the past sweeps it stacks (mmdet3d's `sweeps_num`, the key
+    frame not counted) in `world_frame_id`."""
+    return {"world_frame_id": DENSIFICATION_WORLD_FRAME, "num_past_frames": num_past_frames}
+
+
+def bundle(
+    p: DeployParams,
+    model_name: str,
+    encoder: str,
+    head: str,
+    precisions: Sequence[str],
+    *,
+    num_past_frames: int,
+) -> dict[str, Any]:
     """Every Autoware parameter file of the model, file stem -> ros__parameters: one
     `<model_name>[_<precision>]_ml_package` per precision Autoware's trt_precision admits (fp32 on the
     exported ONNX files, others on their variants in `<precision>/`), the class remapper and the
@@ -164,7 +177,7 @@ def bundle(p: DeployParams, model_name: str, encoder: str, head: str, precisions
             "max_detections": p.max_detections,
             "post_center_range": list(p.post_center_range),
         },
-        "densification_params": densification_params(p),
+        "densification_params": densification_params(num_past_frames),
         "diagnostics": dict(DEFAULT_COMMON["diagnostics"]),  # type: ignore[call-overload]
     }
     return files

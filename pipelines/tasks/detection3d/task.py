@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.descriptor import Endpoint, Tolerance
@@ -13,6 +14,7 @@ from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.latency import Timer
 from pipelines.tasks.base import Model, Task
 from pipelines.tasks.detection3d import params as deploy
+from pipelines.tasks.detection3d import sweeps
 from pipelines.tasks.detection3d.data import Frame, load_frames
 from pipelines.tasks.detection3d.decode import Boxes3D, decode
 from pipelines.tasks.detection3d.match import BOX_CHECKS, compare_boxes
@@ -40,15 +42,6 @@ class Detection3DOptions(BaseModel):
     min_confidence_scores: dict[str, list[float]] = {}
 
 
-def load_points_settings(cfg: Any, where: str) -> tuple[int, list[int]]:
-    """load_dim / use_dim of the config's LoadPointsFromFile (test pipeline), as mmdet3d reads points."""
-    for step in cfg.get("test_pipeline") or []:
-        if step.get("type") == "LoadPointsFromFile":
-            use = step.get("use_dim", step["load_dim"])
-            return int(step["load_dim"]), list(range(use)) if isinstance(use, int) else [int(u) for u in use]
-    raise DescriptorError(f"{where}: test_pipeline: needs a LoadPointsFromFile step (load_dim, use_dim)")
-
-
 class Detection3DTask(Task):
     Options = Detection3DOptions
     prediction_checks = BOX_CHECKS
@@ -65,35 +58,62 @@ class Detection3DTask(Task):
         outputs = [o.name for o in self.head.outputs]
         if outputs != list(HEAD_OUTPUTS[: len(outputs)]) or len(outputs) < 5:
             raise ModelzooError(f"{where}.{self.head.name}.outputs: {outputs}, needs {list(HEAD_OUTPUTS)}")
-        cfg = load_config(ctx)
-        config = f"models/{ctx.name}/{ctx.descriptor.source.config}"
+        self.cfg = load_config(ctx)
+        self.config_file = f"models/{ctx.name}/{ctx.descriptor.source.config}"
         o = self.options
         self.params = deploy.with_autoware_settings(
-            deploy.from_config(cfg, config),
+            deploy.from_config(self.cfg, self.config_file),
             f"models/{ctx.name}/model.yaml: task_options",
             o.autoware_labels,
             o.yaw_norm_thresholds,
             o.distance_bin_upper_limits,
             o.min_confidence_scores,
         )
-        self.check_shapes(self.params, config)
-        self.load_dim, self.use_dim = load_points_settings(cfg, config)
-        if len(self.use_dim) != self.params.point_feature_size:
+        self.check_shapes(self.params, self.config_file)
+        self.loading = sweeps.loading_from_config(self.cfg, self.config_file)
+        if self.loading.point_feature_size != self.params.point_feature_size:
             raise DescriptorError(
-                f"{config}: test_pipeline LoadPointsFromFile.use_dim has {len(self.use_dim)} features, "
-                f"the encoder reads {self.params.point_feature_size}"
+                f"{self.config_file}: test_pipeline: the loaded points have {self.loading.point_feature_size} "
+                f"features (use_dim), model.pts_voxel_encoder.in_channels is {self.params.point_feature_size}"
             )
-        self._deployed: deploy.DeployParams | None = None
+        self._deployed: tuple[deploy.DeployParams, sweeps.PointLoading] | None = None
+        self._reference_loader: Callable[[sweeps.Scan], np.ndarray] | None = None
 
     def params_for(self, endpoint: Endpoint) -> deploy.DeployParams:
         """PyTorch runs what the config says; a deployed backend what the exported ROS files say."""
-        if endpoint.backend == "pytorch":
-            return self.params
+        return self.params if endpoint.backend == "pytorch" else self.deployed()[0]
+
+    def deployed(self) -> tuple[deploy.DeployParams, sweeps.PointLoading]:
+        """The parameters and point loading that the exported ROS files give, as Autoware reads them:
+        `densification_params.num_past_frames` sweeps, `model_params.point_feature_size` features."""
         if self._deployed is None:
+            ml_package = deploy.ml_package_file(self.ctx.onnx_dir, self.ctx.name)
             p = deploy.from_ros_files(self.params, self.ctx.onnx_dir, self.ctx.name)
-            self.check_shapes(p, str(deploy.ml_package_file(self.ctx.onnx_dir, self.ctx.name)))
-            self._deployed = p
+            self.check_shapes(p, str(ml_package))
+            common = self.ctx.onnx_dir / f"{deploy.COMMON}.param.yaml"
+            try:
+                past = int(deploy.read_ros_file(common)["densification_params"]["num_past_frames"])
+            except (KeyError, TypeError, ValueError) as err:
+                raise ModelzooError(f"{common}: densification_params.num_past_frames: missing or bad ({err})") from None
+            loading = self.loading.with_past_frames(past, f"{common}: densification_params")
+            if loading.point_feature_size != p.point_feature_size:
+                raise ModelzooError(
+                    f"{ml_package}: model_params.point_feature_size: "
+                    f"{p.point_feature_size}, the config's use_dim loads {loading.point_feature_size}"
+                )
+            self._deployed = (p, loading)
         return self._deployed
+
+    def points_for(self, endpoint: Endpoint, sample: Frame) -> np.ndarray:
+        """PyTorch: mmdet3d's own loading transforms of the test pipeline; a deployed backend: this
+        task's numpy loading with the exported densification settings."""
+        if sample.scan is None:
+            return sample.points
+        if endpoint.backend == "pytorch":
+            if self._reference_loader is None:
+                self._reference_loader = sweeps.reference_loader(self.cfg)
+            return self._reference_loader(sample.scan)
+        return sweeps.load_points(sample.scan, self.deployed()[1], str(sample.scan.path))
 
     def check_shapes(self, p: deploy.DeployParams, where: str) -> None:
         """The voxel grid and point features the parameters make must be what the ONNX files take."""
@@ -111,15 +131,15 @@ class Detection3DTask(Task):
             dataset / self.options.info_file.format(split=split),
             dataset / self.options.points_prefix,
             self.params.class_names,
-            self.load_dim,
-            self.use_dim,
+            self.loading,
             limit,
         )
 
     def infer(self, model: Model, sample: Frame, timer: Timer) -> Boxes3D:
         p = self.params_for(model.endpoint)
+        points = self.points_for(model.endpoint, sample)  # reading files: not part of the latency
         with timer.part("preprocess"):
-            voxels = voxelize(sample.points, p)
+            voxels = voxelize(points, p)
             features = decorate(voxels, p)
         enc = model(self.encoder.name, {self.encoder.inputs[0].name: features})[self.encoder.outputs[0].name]
         with timer.part("scatter"):
@@ -136,7 +156,14 @@ class Detection3DTask(Task):
 
     def ros_params(self) -> dict[str, dict[str, Any]]:
         build = self.ctx.descriptor.build
-        return deploy.bundle(self.params, self.ctx.name, self.encoder.name, self.head.name, build.precisions)
+        return deploy.bundle(
+            self.params,
+            self.ctx.name,
+            self.encoder.name,
+            self.head.name,
+            build.precisions,
+            num_past_frames=self.loading.num_past_frames,
+        )
 
     def compare_predictions(
         self, ref: Boxes3D, test: Boxes3D, tolerance: Callable[[str], Tolerance]
