@@ -19,14 +19,16 @@ class Letterbox:
 def letterbox(image: np.ndarray, size: tuple[int, int], pad_value: int) -> tuple[np.ndarray, Letterbox]:
     """Resize an HWC image to fit (height, width) keeping its aspect ratio; pad right/bottom.
 
-    mmdet's Resize(keep_ratio) + Pad and Autoware's tensorrt_yolox do the same, so the model sees
-    identical pixels in training, evaluation and deployment.
+    As Autoware's tensorrt_yolox does: scale = min(width ratio, height ratio) in float32, the
+    resized size truncated (mmdet's Resize rounds instead: the same size for the bundled data's
+    image sizes), the image at the top-left corner, `pad_value` (the node's 114) right and bottom.
+    The resampling is OpenCV's bilinear; the node's own GPU kernel samples differently.
     """
     import cv2
 
     h, w = image.shape[:2]
-    scale = min(size[0] / h, size[1] / w)
-    nw, nh = int(w * scale + 0.5), int(h * scale + 0.5)
+    scale = float(min(np.float32(size[0]) / np.float32(h), np.float32(size[1]) / np.float32(w)))
+    nw, nh = int(np.float32(w) * np.float32(scale)), int(np.float32(h) * np.float32(scale))
     out = np.full((size[0], size[1], image.shape[2]), pad_value, dtype=image.dtype)
     out[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
     return out, Letterbox(scale, nw, nh)
