@@ -155,3 +155,40 @@ def assert_same_objects(node: NodeObjects, mine: Detections, scale: float) -> No
     assert node.labels.tolist() == mine.labels.tolist(), (node.labels, mine.labels)
     np.testing.assert_allclose(node.scores, mine.scores, rtol=1e-6)
     np.testing.assert_allclose(node.boxes(), mine.boxes, atol=2 / scale + 2)
+
+
+def _lround(v: np.ndarray) -> np.ndarray:
+    # lroundf: halfway cases away from zero.
+    return (np.sign(v) * np.floor(np.abs(v) + f32(0.5))).astype(np.int64)
+
+
+def gpu_letterbox(image: np.ndarray, input_hw: tuple[int, int], norm: float = 1.0) -> np.ndarray:
+    """resize_bilinear_letterbox_nhwc_to_nchw32_batch_kernel (src/preprocess.cu) for one HWC uint8
+    image: the node's GPU preprocessing, to (1, 3, H, W) float32. Its sampling, as read: source
+    index lround(centroid) - 1 clamped to [0, size - 2], weight (1 + lround(c) - c) / 2 towards the
+    next pixel, the result rounded; 114 right of / below the resized size (truncated); x norm."""
+    src_h, src_w = image.shape[:2]
+    dst_h, dst_w = input_hw
+    scale = min(f32(dst_w) / f32(src_w), f32(dst_h) / f32(src_h))
+    letter_bot, letter_right = int(scale * f32(src_h)), int(scale * f32(src_w))
+    inv = f32(1.0 / float(scale))  # the kernel receives 1.0 / scale as a float
+
+    def axis(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        centroid = inv * (np.arange(n, dtype=f32) + f32(0.5))
+        idx = np.clip(_lround(centroid) - 1, 0, None)
+        idx = np.where(idx >= size - 1, size - 2, idx)
+        weight = (f32(1) + _lround(centroid).astype(f32) - centroid) / f32(2)
+        return idx, weight.astype(f32)
+
+    hi, hw = axis(dst_h, src_h)
+    wi, ww = axis(dst_w, src_w)
+    img = image.astype(f32)
+    f00, f01 = img[hi][:, wi], img[hi][:, wi + 1]
+    f10, f11 = img[hi + 1][:, wi], img[hi + 1][:, wi + 1]
+    w_w, w_h = ww[None, :, None], hw[:, None, None]
+    r0 = f00 + w_w * (f01 - f00)
+    r1 = f10 + w_w * (f11 - f10)
+    out = _lround(r0 + w_h * (r1 - r0)).astype(f32)
+    out[letter_bot:] = 114
+    out[:, letter_right:] = 114
+    return np.ascontiguousarray((out * f32(norm)).transpose(2, 0, 1)[None])
