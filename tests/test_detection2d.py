@@ -264,3 +264,35 @@ def test_node_decode_and_task_postprocess_agree_on_the_layout(task) -> None:  # 
         )
         with pytest.raises(AssertionError):
             assert_same_objects(other, mine, scale)
+
+
+def test_verify_compares_detections_at_the_operating_point(task) -> None:  # type: ignore[no-untyped-def]
+    """Scores judged on their own (the one output tensor shares its tolerance with the regressions)."""
+    from pipelines.descriptor import Tolerance
+
+    ref = Detections(
+        np.array([[10, 10, 50, 50], [100, 100, 140, 160], [200, 10, 230, 40]], np.float32),
+        np.array([0.9, 0.6, 0.2], np.float32),
+        np.array([0, 1, 2], np.int64),
+    )
+    tol = Tolerance(atol=0.05, rtol=0.0)
+
+    def check(test: Detections) -> dict[str, Any]:
+        return task.compare_predictions(ref, test, lambda key: tol)
+
+    # A little noise in boxes and scores, and the low-score detection gone: both pass.
+    same = Detections(ref.boxes[:2] + 1.5, ref.scores[:2] - 0.01, ref.labels[:2])
+    out = check(same)
+    assert out["detections.score"]["pass"] and out["detections.matched"]["pass"]
+    assert out["detections.score"]["pairs"] == 2
+    # A score off by more than the tolerance fails the score check.
+    off = check(Detections(ref.boxes[:2], np.array([0.9, 0.5], np.float32), ref.labels[:2]))
+    assert not off["detections.score"]["pass"] and off["detections.score"]["max_abs_error"] == pytest.approx(0.1)
+    assert off["detections.score"]["error"] == "score 0.5000 vs reference 0.6000 (class 1; atol 0.05, rtol 0)"
+    # A confident detection missing, or of another class, fails the match, naming it.
+    for test in (
+        Detections(ref.boxes[:1], ref.scores[:1], ref.labels[:1]),
+        Detections(ref.boxes, ref.scores, ref.labels[::-1]),
+    ):
+        res = check(test)["detections.matched"]
+        assert not res["pass"] and "without a partner; first: reference class" in res["error"]

@@ -143,7 +143,9 @@ def test_node_decode_gives_the_task_detections_on_the_verify_samples(repo: Path)
     tests/autoware_yolox.py) on the exported models' outputs for the verify samples give the task's
     own detections at the node's operating point (ml_package score and NMS thresholds): same
     classes and scores in the same order, boxes within the node's integer truncations. The dynamic
-    model runs them as one batch, which the node reads image by image at N x (5 + C) offsets."""
+    model runs them as one batch, which the node reads image by image at N x (5 + C) offsets.
+    Not so by construction: the node keeps every class over the threshold and suppresses across
+    classes, the task the best class and per class; on all 100 val images 93 agree (measured)."""
     from pipelines.backends import get_backend
     from pipelines.tasks.detection2d.boxes import unletterbox
     from pipelines.tasks.detection2d.coco import read_image

@@ -9,13 +9,14 @@ backend's raw outputs become detections the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipelines.descriptor import Tolerance
 from pipelines.errors import DescriptorError
 from pipelines.latency import Timer
 from pipelines.tasks.base import Model, Task
@@ -23,6 +24,7 @@ from pipelines.tasks.detection2d import autoware, coco
 from pipelines.tasks.detection2d.boxes import (
     Detections,
     Letterbox,
+    compare_detections,
     decode,
     grid_priors,
     letterbox,
@@ -150,6 +152,12 @@ class Detection2DTask(Task):
                 if p >= 0
             ]
         }
+
+    def compare_predictions(
+        self, ref: Detections, test: Detections, tolerance: Callable[[str], Tolerance]
+    ) -> dict[str, dict[str, Any]]:
+        tol = tolerance("detections.score")
+        return compare_detections(ref, test, tol.atol, tol.rtol, self.options.ros_score_threshold)
 
     def deploy_files(self) -> dict[str, str]:
         """What autoware_tensorrt_yolox reads beside the ONNX file (`autoware` says how each is named)."""
