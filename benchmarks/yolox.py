@@ -68,7 +68,7 @@ def batched(root: Path, sizes: list[int], runs: int, warmup: int) -> dict[str, A
     assert isinstance(task, Detection2DTask)
     images = task.load_samples(ctx.dataset, ctx.descriptor.evaluation.split, max(sizes))
     pixels = np.concatenate([task.preprocess(read_image(s))[0] for s in images])
-    sessions = {ep.key: get_backend(ep.backend).open(ctx, "yolox", ep) for ep in ENDPOINTS}
+    sessions = {ep.key: get_backend(ep.backend).open(ctx, task.component, ep) for ep in ENDPOINTS}
     out: dict[str, Any] = {}
     try:
         for size in sizes:

@@ -16,9 +16,12 @@ from pipelines.tasks import get_task
 from pipelines.tasks.detection2d import coco
 from pipelines.tasks.detection2d.boxes import Detections, decode, letterbox, select, unletterbox
 from pipelines.workspace import ModelContext
+from tests import autoware_yolox
+from tests.autoware_yolox import assert_same_objects
 from tests.helpers import REPO
 
 MODEL = "yolox"
+AUTOWARE = REPO / "tests" / "data" / "autoware" / "tensorrt_yolox"
 CATS = '{"id": 1, "name": "circle"}, {"id": 2, "name": "rectangle"}, {"id": 3, "name": "triangle"}'
 
 
@@ -40,7 +43,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_letterbox_keeps_aspect_and_pads_right_bottom() -> None:
+def test_letterbox_keeps_aspect_truncates_and_pads_right_bottom() -> None:
     img = np.full((240, 320, 3), 7, np.uint8)
     out, lb = letterbox(img, (320, 320), 114)
     assert out.shape == (320, 320, 3)
@@ -48,8 +51,10 @@ def test_letterbox_keeps_aspect_and_pads_right_bottom() -> None:
     assert (out[:240] == 7).all() and (out[240:] == 114).all()
     tall = np.zeros((400, 100, 3), np.uint8)
     out, lb = letterbox(tall, (320, 320), 114)
-    assert (lb.scale, lb.width, lb.height) == (0.8, 80, 320)
+    assert (lb.scale, lb.width, lb.height) == (pytest.approx(0.8), 80, 320)
     assert (out[:, 80:] == 114).all()
+    # 461 x 320/700 = 210.74: truncated as the node does (mmdet would round to 211).
+    assert letterbox(np.zeros((461, 700, 3), np.uint8), (320, 320), 114)[1].height == 210
     dets = Detections(np.array([[8.0, 16.0, 40.0, 320.0]], np.float32), np.ones(1, np.float32), np.zeros(1, np.int64))
     back = unletterbox(dets, lb, 100, 400)
     np.testing.assert_allclose(back.boxes, [[10, 20, 50, 400]])
@@ -168,13 +173,126 @@ def test_missing_image_is_one_line(task, dataset: Path, tmp_path: Path) -> None:
         coco.read_image(moved)
 
 
-def test_ros_params_come_from_the_descriptor(task) -> None:  # type: ignore[no-untyped-def]
-    params = task.ros_params()["yolox"]
-    assert params == {
-        "model_path": "yolox.onnx",
-        "input_height": 320,
-        "input_width": 320,
-        "class_labels": ["circle", "rectangle", "triangle"],
+def _ml_package_errors(document: Any) -> list[str]:
+    import jsonschema
+
+    schema = json.loads((AUTOWARE / "ml_package_yolox.schema.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_deploy_files_are_what_autoware_tensorrt_yolox_reads(task) -> None:  # type: ignore[no-untyped-def]
+    """The ml_package file passes the node's own schema; label and remap files parse as the node parses them."""
+    import yaml
+
+    files = task.deploy_files()
+    assert set(files) == {"ml_package_yolox.param.yaml", "yolox_label.txt", "yolox_roi_label_remap.csv"}
+    params = yaml.safe_load(files["ml_package_yolox.param.yaml"])
+    assert _ml_package_errors(params) == []
+    assert params["/**"]["ros__parameters"] == {
+        "precision": "fp16",
+        "calibration_algorithm": "Percentile",
+        "quantize_first_layer": False,
+        "quantize_last_layer": False,
+        "profile_per_layer": False,
+        "clip_value": 0.0,
         "score_threshold": 0.35,
         "nms_threshold": 0.65,
     }
+    assert files["ml_package_yolox.param.yaml"].startswith("# yolox 1.0.0, written by modelzoo ")
+    # The node sizes its decoder (5 + C values per anchor) by the label file's line count.
+    assert autoware_yolox.read_label_file(files["yolox_label.txt"]) == ["circle", "rectangle", "triangle"]
+    remap = autoware_yolox.read_remap_file(files["yolox_roi_label_remap.csv"])
+    assert remap == {"circle": 0, "rectangle": 0, "triangle": 0}  # UNKNOWN: no Autoware class for shapes
+    # The schema is strict: the parameter file this project wrote before (extra keys) fails it.
+    old = {"/**": {"ros__parameters": {"model_path": "yolox.onnx", "score_threshold": 0.35, "nms_threshold": 0.65}}}
+    errors = _ml_package_errors(old)
+    assert any("Additional properties" in e for e in errors) and any("'precision' is a required" in e for e in errors)
+
+
+def test_autoware_labels_map_classes_and_unknown_names_are_refused() -> None:
+    from pipelines.tasks.detection2d import Detection2DOptions
+    from pipelines.tasks.detection2d.autoware import bundle
+
+    desc = load_descriptor(REPO, MODEL)
+    opts = Detection2DOptions(class_names=["car", "person"], autoware_labels={"person": "PEDESTRIAN"})
+    remap = bundle(desc, "cam", opts)["cam_roi_label_remap.csv"]
+    assert autoware_yolox.read_remap_file(remap) == {"car": 0, "person": 7}
+    with pytest.raises(ValueError, match=r"autoware_labels: \['bus'\] are not in class_names"):
+        Detection2DOptions(class_names=["car"], autoware_labels={"bus": "BUS"})
+    with pytest.raises(ValueError, match=r"autoware_labels\.car"):
+        Detection2DOptions(class_names=["car"], autoware_labels={"car": "AUTO"})
+
+
+def _synthetic_output(task, rng: np.random.Generator) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """A (N, 5 + C) output with a few confident anchors (some overlapping), the rest background."""
+    n, c = len(task.priors), len(task.options.class_names)
+    out = np.empty((n, 5 + c), np.float32)
+    out[:, :2] = rng.uniform(0, 1, (n, 2))
+    out[:, 2:4] = rng.normal(0.5, 0.5, (n, 2))
+    out[:, 4] = rng.uniform(0, 0.2, n)
+    out[:, 5:] = rng.uniform(0, 1, (n, c))
+    hot = rng.choice(n, 40, replace=False)
+    out[hot, 4] = rng.uniform(0.5, 1.0, 40)
+    out[hot, 5:] = rng.uniform(0, 0.3, (40, c))
+    out[hot, 5 + rng.integers(0, c, 40)] = rng.uniform(0.6, 1.0, 40)
+    return out
+
+
+def test_node_decode_and_task_postprocess_agree_on_the_layout(task) -> None:  # type: ignore[no-untyped-def]
+    """The node's decode (re-implemented from its source) and the task's, on one output tensor: the
+    same objects. The same tensor read in another layout (scores before boxes) gives other objects,
+    so the check can fail. On the trained model's verify samples: tests/test_yolox.py."""
+    from pipelines.tasks.detection2d.boxes import Letterbox
+
+    o = task.options
+    rng = np.random.default_rng(3)
+    for image_wh in ((320, 240), (384, 288)):
+        out = _synthetic_output(task, rng)
+        scale = autoware_yolox.letterbox_scale(task.input_size, image_wh)
+        node = autoware_yolox.decode_outputs(
+            out, task.input_size, len(o.class_names), o.ros_score_threshold, o.nms_threshold, scale, image_wh
+        )
+        boxes = decode(out[:, :4], task.priors)
+        mine = select(boxes, out[:, 4], out[:, 5:], o.ros_score_threshold, o.nms_threshold, o.max_detections)
+        mine = unletterbox(mine, Letterbox(scale, 0, 0), *image_wh)
+        assert len(node.scores) >= 5
+        assert_same_objects(node, mine, scale)
+        swapped = np.concatenate([out[:, 4:], out[:, :4]], axis=1)
+        other = autoware_yolox.decode_outputs(
+            swapped, task.input_size, len(o.class_names), o.ros_score_threshold, o.nms_threshold, scale, image_wh
+        )
+        with pytest.raises(AssertionError):
+            assert_same_objects(other, mine, scale)
+
+
+def test_verify_compares_detections_at_the_operating_point(task) -> None:  # type: ignore[no-untyped-def]
+    """Scores judged on their own (the one output tensor shares its tolerance with the regressions)."""
+    from pipelines.descriptor import Tolerance
+
+    ref = Detections(
+        np.array([[10, 10, 50, 50], [100, 100, 140, 160], [200, 10, 230, 40]], np.float32),
+        np.array([0.9, 0.6, 0.2], np.float32),
+        np.array([0, 1, 2], np.int64),
+    )
+    tol = Tolerance(atol=0.05, rtol=0.0)
+
+    def check(test: Detections) -> dict[str, Any]:
+        return task.compare_predictions(ref, test, lambda key: tol)
+
+    # A little noise in boxes and scores, and the low-score detection gone: both pass.
+    same = Detections(ref.boxes[:2] + 1.5, ref.scores[:2] - 0.01, ref.labels[:2])
+    out = check(same)
+    assert out["detections.score"]["pass"] and out["detections.matched"]["pass"]
+    assert out["detections.score"]["pairs"] == 2
+    # A score off by more than the tolerance fails the score check.
+    off = check(Detections(ref.boxes[:2], np.array([0.9, 0.5], np.float32), ref.labels[:2]))
+    assert not off["detections.score"]["pass"] and off["detections.score"]["max_abs_error"] == pytest.approx(0.1)
+    assert off["detections.score"]["error"] == "score 0.5000 vs reference 0.6000 (class 1; atol 0.05, rtol 0)"
+    # A confident detection missing, or of another class, fails the match, naming it.
+    for test in (
+        Detections(ref.boxes[:1], ref.scores[:1], ref.labels[:1]),
+        Detections(ref.boxes, ref.scores, ref.labels[::-1]),
+    ):
+        res = check(test)["detections.matched"]
+        assert not res["pass"] and "without a partner; first: reference class" in res["error"]

@@ -152,5 +152,8 @@ def run_export(ctx: ModelContext) -> dict[str, Any]:
         for stem, params in task.ros_params().items():
             write_ros_params(out / f"{stem}.param.yaml", params, meta)
             report.setdefault("ros_params", []).append(f"{stem}.param.yaml")
+        for name, text in task.deploy_files().items():
+            write_text(out / name, text)
+            report.setdefault("deploy_files", []).append(name)
         write_json(out / "export.json", report)
     return report

@@ -123,6 +123,11 @@ class Task(ABC):
         the ONNX files at export. Derived from the model's own config, so they cannot disagree with it."""
         return {}
 
+    def deploy_files(self) -> dict[str, str]:
+        """Other files a consumer's node reads beside the ONNX files (parameter files whose schema
+        allows no extra keys, label files): file name -> text, written as they are at export."""
+        return {}
+
     def compare_predictions(
         self, ref: Any, test: Any, tolerance: Callable[[str], Tolerance]
     ) -> dict[str, dict[str, Any]]:

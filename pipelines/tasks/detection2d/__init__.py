@@ -1,27 +1,30 @@
 """2D object detection (YOLOX-style outputs): letterbox in, per-anchor predictions out, COCO metrics.
 
 The model component takes letterboxed BGR pixels (0-255, float32, NCHW; any normalization is part
-of the graph) and returns three per-anchor tensors: `boxes` (B, N, 4) raw regressions, `objectness`
-(B, N) and `class_scores` (B, N, C), both after the sigmoid. Decoding, score threshold and NMS are
-here, so every backend's raw outputs become detections the same way.
+of the graph) and returns one per-anchor tensor (B, N, 5 + C): dx, dy, log w, log h (raw
+regressions), objectness and C class scores (both after the sigmoid), the layout Autoware's
+autoware_tensorrt_yolox decodes (`autoware`). Decoding, score threshold and NMS are here, so every
+backend's raw outputs become detections the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipelines.descriptor import Tolerance
 from pipelines.errors import DescriptorError
 from pipelines.latency import Timer
 from pipelines.tasks.base import Model, Task
-from pipelines.tasks.detection2d import coco
+from pipelines.tasks.detection2d import autoware, coco
 from pipelines.tasks.detection2d.boxes import (
     Detections,
     Letterbox,
+    compare_detections,
     decode,
     grid_priors,
     letterbox,
@@ -41,11 +44,21 @@ class Detection2DOptions(BaseModel):
     score_threshold: float = Field(0.01, ge=0, le=1)
     nms_threshold: float = Field(0.65, gt=0, le=1)
     max_detections: int = Field(100, ge=1)
-    # The operating point written to the ROS parameter file (Autoware's tensorrt_yolox default).
+    # The operating point written to the ml_package parameter file (Autoware's tensorrt_yolox default).
     ros_score_threshold: float = Field(0.35, ge=0, le=1)
+    # Class name -> the Autoware ObjectClassification label the node publishes it as (ROI remap
+    # file); classes not listed are UNKNOWN.
+    autoware_labels: dict[str, Literal[tuple(autoware.OBJECT_CLASSIFICATION)]] = {}  # type: ignore[valid-type]
     # Dataset layout, relative to the dataset folder; {split} is the evaluation split (COCO's own).
     annotations: str = "annotations/instances_{split}.json"
     images: str = "{split}"
+
+    @model_validator(mode="after")
+    def _labels_name_classes(self) -> Detection2DOptions:
+        unknown = sorted(set(self.autoware_labels) - set(self.class_names))
+        if unknown:
+            raise ValueError(f"autoware_labels: {unknown} are not in class_names {self.class_names}")
+        return self
 
 
 class Detection2DTask(Task):
@@ -56,11 +69,14 @@ class Detection2DTask(Task):
         super().__init__(ctx)
         where = f"models/{ctx.name}/model.yaml: components"
         comp = ctx.descriptor.components[0]
-        if len(ctx.descriptor.components) != 1 or len(comp.inputs) != 1 or len(comp.outputs) != 3:
-            raise DescriptorError(f"{where}: detection2d needs one component, one input, 3 outputs")
+        if len(ctx.descriptor.components) != 1 or len(comp.inputs) != 1 or len(comp.outputs) != 1:
+            raise DescriptorError(
+                f"{where}: detection2d needs one component, one input, one output [batch, anchors, 5 + classes] "
+                "(autoware_tensorrt_yolox binds [input, output])"
+            )
         self.component = comp.name
         self.input_name = comp.inputs[0].name
-        self.output_names = [o.name for o in comp.outputs]
+        self.output_name = comp.outputs[0].name
         _, channels, h, w = comp.inputs[0].shape
         if channels != 3 or not isinstance(h, int) or not isinstance(w, int):
             raise DescriptorError(f"{where}.{comp.name}.inputs: needs [batch, 3, height, width], fixed height/width")
@@ -69,11 +85,12 @@ class Detection2DTask(Task):
             raise DescriptorError(f"{where}.{comp.name}.inputs: {h}x{w} is not divisible by {self.options.strides}")
         self.priors = grid_priors(self.input_size, self.options.strides)
         self._last: tuple[Sequence[Detections], Sequence[Sample], coco.CocoMetrics] | None = None
-        scores = comp.outputs[2].shape
-        if scores[1:] != [len(self.priors), len(self.options.class_names)]:
+        shape = comp.outputs[0].shape
+        if shape[1:] != [len(self.priors), 5 + len(self.options.class_names)]:
             raise DescriptorError(
-                f"{where}.{comp.name}.outputs.{comp.outputs[2].name}: shape {scores}, expected "
-                f"[batch, {len(self.priors)}, {len(self.options.class_names)}] (anchors x task_options.class_names)"
+                f"{where}.{comp.name}.outputs.{self.output_name}: shape {shape}, expected "
+                f"[batch, {len(self.priors)}, {5 + len(self.options.class_names)}] "
+                "(anchors x dx, dy, log w, log h, objectness + task_options.class_names)"
             )
 
     def paths(self, dataset: Path, split: str) -> tuple[Path, Path]:
@@ -93,9 +110,10 @@ class Detection2DTask(Task):
 
     def postprocess(self, outputs: dict[str, np.ndarray], index: int = 0) -> Detections:
         """Image `index` of a batch of raw outputs -> detections in input pixels (before unletterbox)."""
-        raw, obj, cls = (outputs[n][index] for n in self.output_names)
+        out = outputs[self.output_name][index]
         o = self.options
-        return select(decode(raw, self.priors), obj, cls, o.score_threshold, o.nms_threshold, o.max_detections)
+        boxes = decode(out[:, :4], self.priors)
+        return select(boxes, out[:, 4], out[:, 5:], o.score_threshold, o.nms_threshold, o.max_detections)
 
     def infer(self, model: Model, sample: Sample, timer: Timer) -> Detections:
         image = coco.read_image(sample)
@@ -135,19 +153,15 @@ class Detection2DTask(Task):
             ]
         }
 
-    def ros_params(self) -> dict[str, dict[str, Any]]:
-        """Autoware tensorrt_yolox-style parameters (input size, labels, thresholds)."""
-        h, w = self.input_size
-        return {
-            self.ctx.name: {
-                "model_path": f"{self.component}.onnx",
-                "input_height": h,
-                "input_width": w,
-                "class_labels": list(self.options.class_names),
-                "score_threshold": self.options.ros_score_threshold,
-                "nms_threshold": self.options.nms_threshold,
-            }
-        }
+    def compare_predictions(
+        self, ref: Detections, test: Detections, tolerance: Callable[[str], Tolerance]
+    ) -> dict[str, dict[str, Any]]:
+        tol = tolerance("detections.score")
+        return compare_detections(ref, test, tol.atol, tol.rtol, self.options.ros_score_threshold)
+
+    def deploy_files(self) -> dict[str, str]:
+        """What autoware_tensorrt_yolox reads beside the ONNX file (`autoware` says how each is named)."""
+        return autoware.bundle(self.ctx.descriptor, self.component, self.options)
 
 
 TASK = Detection2DTask
