@@ -328,6 +328,16 @@ def test_box_checks_are_what_compare_boxes_returns() -> None:
     assert tuple(compare_boxes(empty, empty, lambda _: Tolerance(), 0.1)) == BOX_CHECKS
 
 
+def test_detection_checks_are_what_compare_detections_returns() -> None:
+    """detection2d declares the result keys of compare_detections the same way."""
+    import numpy as np
+
+    from pipelines.tasks.detection2d.boxes import DETECTION_CHECKS, Detections, compare_detections
+
+    empty = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+    assert tuple(compare_detections(empty, empty, 0.1, 0.0, 0.35)) == DETECTION_CHECKS
+
+
 def test_publish_takes_no_file_from_outside(repo: Path, tmp_path: Path) -> None:
     """A link in the model folder to a file elsewhere: publish refuses it instead of uploading it."""
     from pipelines.descriptor import load_descriptor

@@ -22,6 +22,7 @@ from pipelines.latency import Timer
 from pipelines.tasks.base import Model, Task
 from pipelines.tasks.detection2d import autoware, coco
 from pipelines.tasks.detection2d.boxes import (
+    DETECTION_CHECKS,
     Detections,
     Letterbox,
     compare_detections,
@@ -63,6 +64,7 @@ class Detection2DOptions(BaseModel):
 
 class Detection2DTask(Task):
     Options = Detection2DOptions
+    prediction_checks = DETECTION_CHECKS
     options: Detection2DOptions
 
     def __init__(self, ctx: Any):
@@ -156,7 +158,7 @@ class Detection2DTask(Task):
     def compare_predictions(
         self, ref: Detections, test: Detections, tolerance: Callable[[str], Tolerance]
     ) -> dict[str, dict[str, Any]]:
-        tol = tolerance("detections.score")
+        tol = tolerance(DETECTION_CHECKS[0])
         return compare_detections(ref, test, tol.atol, tol.rtol, self.options.ros_score_threshold)
 
     def deploy_files(self) -> dict[str, str]:

@@ -106,6 +106,10 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
+# What compare_detections returns: the names a verify tolerance or report_only may use beside outputs.
+DETECTION_CHECKS = ("detections.score", "detections.matched")
+
+
 def compare_detections(
     ref: Detections, test: Detections, atol: float, rtol: float, threshold: float, min_iou: float = 0.5
 ) -> dict[str, dict[str, Any]]:
@@ -154,4 +158,4 @@ def compare_detections(
             f"{len(lonely)} detections without a partner; first: {side} class {int(d.labels[k])} score "
             f"{float(d.scores[k]):.3f} at ({x1}, {y1}, {x2}, {y2})"
         )
-    return {"detections.score": score, "detections.matched": matched}
+    return dict(zip(DETECTION_CHECKS, (score, matched), strict=True))
