@@ -254,7 +254,7 @@ def test_versions_go_forward(existing: list[str], version: str, refused: str | N
 
 
 @pytest.mark.parametrize(
-    "command", [["publish", "--version", "0.9.0", "--no-dvc-push"], ["release", "check", "v0.9.0"]]
+    "command", [["publish", "--version", "0.9.0", "--no-dvc-push", "--unsigned"], ["release", "check", "v0.9.0"]]
 )
 def test_older_release_refused_by_the_cli(repo: Path, tmp_path: Path, command: list[str]) -> None:
     root = _registry(tmp_path, ["1.0.0"])
