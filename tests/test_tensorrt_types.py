@@ -22,7 +22,11 @@ import pytest
 
 from tests.helpers import REPO
 
-MODULES = ["pipelines/targets/tensorrt.py", "pipelines/backends/tensorrt.py", "pipelines/backends/tensorrt_env.py"]
+MODULES = [
+    "pipelines/runtimes/tensorrt/build.py",
+    "pipelines/runtimes/tensorrt/session.py",
+    "pipelines/runtimes/tensorrt/probe.py",
+]
 
 
 # (pattern, replacement) applied to tensorrt_bindings/tensorrt.pyi: syntax errors of the stub.
@@ -75,19 +79,19 @@ def test_tensorrt_modules_type_check_against_the_stubs(stubs: Path, cache: Path)
 # (file, correct call, misused call, what mypy must name): one mypy run checks them all.
 MISUSES = [
     (
-        "pipelines/backends/tensorrt.py",
+        "pipelines/runtimes/tensorrt/session.py",
         "self.context.execute_async_v3(",
         "self.context.execute_async_v2(",
         "execute_async_v2",
     ),
     (
-        "pipelines/targets/tensorrt.py",
+        "pipelines/runtimes/tensorrt/build.py",
         "trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED",
         "trt.NetworkDefinitionCreationFlag.STRONGLY_TYPE",
         '"STRONGLY_TYPE"',
     ),
     (
-        "pipelines/targets/tensorrt.py",
+        "pipelines/runtimes/tensorrt/build.py",
         "profile.set_shape(name, trt.Dims(lo),",
         "profile.set_shape(name, lo,",
         '"set_shape"',

@@ -93,7 +93,7 @@ def test_exported_files_have_the_descriptor_signature_and_ros_params(repo: Path)
 
 
 def test_dynamic_batch_runs_with_batch_1_and_4_in_onnxruntime(repo: Path) -> None:
-    from pipelines.backends import get_backend
+    from pipelines.runtimes import get_backend
 
     ctx = context(repo, "yolox_dynamic")
     task: Any = get_task(ctx)
