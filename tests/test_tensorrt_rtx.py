@@ -7,6 +7,7 @@ The graphs are made here with onnx.helper (a few kB each: each build takes well 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +228,49 @@ def test_the_runtime_alone_picks_the_gpus_capability(rtx_release: Any, monkeypat
     monkeypatch.setenv(GPU_ENV, "none")
     with pytest.raises(ModelzooError, match=r"no GPU was detected: pin one of them, e.g. tensorrt_rtx-sm120$"):
         select_files(rtx_release, "tensorrt_rtx")
+
+
+@pytest.mark.slow
+def test_publish_then_fetch_one_capability(pipeline_repo: Path, s3_server: Any, s3_bucket: str, tmp_path: Path) -> None:
+    """`dvc repro` built calibration_status's RTX engines for every precision and capability; a consumer
+    naming sm86 gets exactly those engines (and the ROS parameters), byte for byte."""
+    from tests.test_consumer_publish import modelzoo
+
+    repo = Path(shutil.copytree(pipeline_repo, tmp_path / "repo", symlinks=True))
+    model = "calibration_status"
+    build = repo / f"artifacts/{model}/build"
+    report = json.loads((build / "build.json").read_text())["targets"]["tensorrt_rtx"]
+    assert report["note"] == f"built by TensorRT-RTX 1.7 on the CPU, not executed: {supported_gpu_reason()}"
+    engines = {p.relative_to(build).as_posix() for p in build.glob("tensorrt_rtx-*/*/*.engine")}
+    assert engines == {
+        f"tensorrt_rtx-1.7-{sm}/{p}/calibration_classifier.engine"
+        for sm in ("sm80", "sm86", "sm89", "sm120")
+        for p in ("fp32", "fp16", "int8")
+    }
+    s3 = ("--registry", f"s3://{s3_bucket}/registry", "--endpoint-url", s3_server.endpoint)
+    modelzoo(repo, "publish", "--version", "v1.0.0", "--no-dvc-push", *s3)
+
+    consumer = tmp_path / "autoware"
+    consumer.mkdir()
+    modelzoo(consumer, "pin", *s3, "--version", "1.0.0", "--models", model, "--target", "tensorrt_rtx-sm86")
+    modelzoo(consumer, "fetch")
+    dest = consumer / "autoware_data" / model
+    got = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+    assert got == {
+        "calibration_classifier.engine",
+        "fp16/calibration_classifier.engine",
+        "int8/calibration_classifier.engine",
+        *(p.name for p in (repo / f"artifacts/{model}/onnx").glob("*.param.yaml")),
+        "modelzoo-release.json",
+    }
+    for precision, name in (("fp32", "calibration_classifier.engine"), ("int8", "int8/calibration_classifier.engine")):
+        built = build / f"tensorrt_rtx-1.7-sm86/{precision}/calibration_classifier.engine"
+        assert (dest / name).read_bytes() == built.read_bytes()
+
+
+def supported_gpu_reason() -> str:
+    from pipelines.runtimes.tensorrt_rtx.probe import supported_gpu
+
+    device = supported_gpu()
+    assert isinstance(device, str), "a GPU that runs RTX engines: this test expects the CPU machines"
+    return device

@@ -55,9 +55,10 @@ class TargetEnvironment:
 
 
 class Target(Protocol):
-    """A runtime's `build` module. `folders` (optional) names the build folders of one environment
-    when a target builds several (TensorRT-RTX: one per compute capability), each with the details
-    the release manifest records; without it the one folder is the environment key."""
+    """A runtime's `build` module. `folders(ctx, env)` (optional) names the build folders of one
+    environment when a target builds several (TensorRT-RTX: one per compute capability), each with
+    the details the release manifest records, and `build` then also takes `folder=`; without it the
+    one folder is the environment key. `describe(ctx, env)` (optional) says in build.json what ran."""
 
     SUFFIX: str
 

@@ -53,7 +53,7 @@ def run_build(ctx: ModelContext) -> dict[str, Any]:
             folders = build_folders(target, ctx, env)
             entry["environments"] = folders
             if hasattr(builder, "describe"):  # what ran, for targets whose build is not what runs
-                entry["note"] = builder.describe(env)
+                entry["note"] = builder.describe(ctx, env)
             several = hasattr(builder, "folders")
             for key in folders:
                 for (variant, component), src in variants.items():

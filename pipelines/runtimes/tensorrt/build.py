@@ -151,8 +151,9 @@ class Plan:
     shapes: dict[str, Shapes]
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
-    config: trt.IBuilderConfig
-    logger: trt.ILogger
+    # The module's own types: tensorrt's, or tensorrt_rtx_bindings' (which mypy holds apart).
+    config: Any
+    logger: Any
     errors: list[str]
 
 
@@ -162,7 +163,7 @@ def build_plan(
     src: Path,
     ctx: ModelContext,
     component: str,
-    configure: Callable[[trt.IBuilderConfig], None],
+    configure: Callable[[Any], None],
 ) -> Plan:
     """Parse `src` into a strongly typed network, add the descriptor's optimization profile, let
     `configure` set what differs between runtimes, and build. Errors name the node or the log line."""

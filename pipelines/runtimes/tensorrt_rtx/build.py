@@ -48,21 +48,29 @@ def folders(ctx: ModelContext, env: TargetEnvironment) -> dict[str, dict[str, st
     }
 
 
-def describe(env: TargetEnvironment) -> str:
+def describe(ctx: ModelContext, env: TargetEnvironment) -> str:
     """What build.json says ran: "built by TensorRT-RTX 1.7 on the CPU, not executed: no CUDA GPU"."""
-    return not_executed((env.details or {}).get("tensorrt_rtx", "?"))
+    version = (env.details or {}).get("tensorrt_rtx", "?")
+    device = supported_gpu()
+    if not isinstance(device, str) and device.sm in ctx.descriptor.build.rtx_compute_capabilities:
+        built = f"built by {PRODUCT} {major_minor(version)} on the CPU"
+        return f"{built}; the {device.sm} engines deserialized on {device.name}"
+    return not_executed(version)
 
 
 def build(src: Path, dest: Path, ctx: ModelContext, component: str, *, folder: str) -> dict[str, Any]:
     api = load()
     if isinstance(api, str):
         raise ModelzooError(api)
-    trt: Any = api  # the wheel ships no type information (no .pyi, no py.typed)
+    if TYPE_CHECKING:  # stubs generated from the wheel (tests/test_tensorrt_types.py): it ships none
+        import tensorrt_rtx_bindings as trt
+    else:
+        trt = api
     env = probe()
     sm = folder.removeprefix(f"{env.key}-")
     opts = ctx.descriptor.build
 
-    def configure(config: Any) -> None:
+    def configure(config: trt.IBuilderConfig) -> None:
         config.num_compute_capabilities = 1
         config.set_compute_capability(getattr(trt.ComputeCapability, sm.upper()), 0)
 
