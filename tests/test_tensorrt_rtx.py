@@ -230,6 +230,9 @@ def test_the_runtime_alone_picks_the_gpus_capability(rtx_release: Any, monkeypat
         select_files(rtx_release, "tensorrt_rtx")
 
 
+RTX_SMS = ("sm80", "sm86", "sm89", "sm120")
+
+
 @pytest.mark.slow
 def test_publish_then_fetch_one_capability(pipeline_repo: Path, s3_server: Any, s3_bucket: str, tmp_path: Path) -> None:
     """`dvc repro` built calibration_status's RTX engines for every precision and capability; a consumer
@@ -243,12 +246,18 @@ def test_publish_then_fetch_one_capability(pipeline_repo: Path, s3_server: Any, 
     assert report["note"] == f"built by TensorRT-RTX 1.7 on the CPU, not executed: {supported_gpu_reason()}"
     engines = {p.relative_to(build).as_posix() for p in build.glob("tensorrt_rtx-*/*/*.engine")}
     assert engines == {
-        f"tensorrt_rtx-1.7-{sm}/{p}/calibration_classifier.engine"
-        for sm in ("sm80", "sm86", "sm89", "sm120")
-        for p in ("fp32", "fp16", "int8")
+        f"tensorrt_rtx-1.7-{sm}/{p}/calibration_classifier.engine" for sm in RTX_SMS for p in ("fp32", "fp16", "int8")
     }
     s3 = ("--registry", f"s3://{s3_bucket}/registry", "--endpoint-url", s3_server.endpoint)
     modelzoo(repo, "publish", "--version", "v1.0.0", "--no-dvc-push", *s3)
+    from pipelines.registry.releases import read_manifest
+    from pipelines.registry.store import S3Store
+
+    manifest = read_manifest(S3Store(f"s3://{s3_bucket}/registry", endpoint_url=s3_server.endpoint), "1.0.0")
+    assert manifest is not None
+    envs = manifest.models[model].environments
+    assert envs["tensorrt_rtx-1.7-sm86"] == {**ENV.details, "compute_capability": "8.6"}  # type: ignore[dict-item]
+    assert {k for k in envs if k.startswith("tensorrt_rtx-")} == {f"tensorrt_rtx-1.7-{sm}" for sm in RTX_SMS}
 
     consumer = tmp_path / "autoware"
     consumer.mkdir()
