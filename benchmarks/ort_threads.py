@@ -3,7 +3,7 @@ measured side by side (configurations alternate in blocks of 10 runs). Prints JS
 
 Inputs are random, shaped from the descriptor; a dynamic axis takes its `dynamic_ranges` opt value
 (1 where the descriptor gives none). The backend runs sessions without spinning (see
-pipelines/backends/onnxruntime.py); this shows what that costs on the machine at hand.
+pipelines/runtimes/onnxruntime/session.py); this shows what that costs on the machine at hand.
 
     python benchmarks/ort_threads.py [MODEL ...] [--runs 50] [--threads 1 4 0] [--also MODEL/COMPONENT=PATH]
 """
@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.backends.onnxruntime import session_options
 from pipelines.fileio import write_text
 from pipelines.latency import stats
+from pipelines.runtimes.onnxruntime.session import session_options
 from pipelines.workspace import find_root, load_params, model_context
 
 BLOCK = 10

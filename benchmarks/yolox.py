@@ -60,7 +60,7 @@ def end_to_end(root: Path, samples: int, warmup: int, repeat: int) -> dict[str, 
 
 
 def batched(root: Path, sizes: list[int], runs: int, warmup: int) -> dict[str, Any]:
-    from pipelines.backends import get_backend
+    from pipelines.runtimes import get_backend
     from pipelines.tasks.detection2d.coco import read_image
 
     ctx = model_context(root, "yolox_dynamic")

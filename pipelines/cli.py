@@ -124,13 +124,17 @@ def evaluate(model: ModelArg) -> None:
 
 
 @app.command("env")
-def env_cmd(target: Annotated[str, typer.Argument(help="Build target: onnxruntime or tensorrt.")]) -> None:
+def env_cmd(
+    target: Annotated[
+        str, typer.Argument(help="Build target: a runtime with a build (onnxruntime, tensorrt, tensorrt_rtx).")
+    ],
+) -> None:
     """Write the environment fingerprint of a build target (a DVC dependency of every build)."""
-    from pipelines.environment import PROBES, target_environment
     from pipelines.fileio import write_json_if_changed
+    from pipelines.runtimes import TARGETS, target_environment
 
-    if target not in PROBES:
-        raise ModelzooError(f"unknown target '{target}' (known: {', '.join(PROBES)})", exit_code=2)
+    if target not in TARGETS:
+        raise ModelzooError(f"unknown target '{target}' (known: {', '.join(TARGETS)})", exit_code=2)
     env = target_environment(target)
     write_json_if_changed(_root() / "artifacts" / "env" / f"{target}.json", env.to_json())
     typer.echo(f"{target}: {env.key}" + ("" if env.available else f" (unavailable: {env.reason})"))

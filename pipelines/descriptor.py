@@ -7,17 +7,31 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import semver
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.errors import DescriptorError
+from pipelines.runtimes import BACKENDS, TARGETS
+from pipelines.runtimes.tensorrt_rtx.probe import BUILDABLE, DEFAULT_CAPABILITIES
 from pipelines.yamlio import load_yaml
 
 MODELS_DIR = "models"
 DESCRIPTOR_FILE = "model.yaml"
 
 TaskName = Literal["classification", "detection2d", "detection3d"]
-BackendName = Literal["pytorch", "onnxruntime", "tensorrt"]
-TargetName = Literal["onnxruntime", "tensorrt"]
+
+
+def _one_of(known: tuple[str, ...], what: str) -> AfterValidator:
+    def check(v: str) -> str:
+        if v not in known:
+            raise ValueError(f"'{v}' is not a {what} ({', '.join(known)})")
+        return v
+
+    return AfterValidator(check)
+
+
+# Names of the runtimes in pipelines/runtimes: one with a session is a backend, one with a build a target.
+BackendName = Annotated[str, _one_of(BACKENDS, "backend")]
+TargetName = Annotated[str, _one_of(TARGETS, "build target")]
 Precision = Literal["fp32", "fp16", "int8"]
 DType = Literal["float32", "float16", "int32", "int64", "uint8", "bool"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
@@ -179,6 +193,10 @@ class Build(Strict):
     workspace_mib: int = Field(1024, ge=64)
     hardware_compatible: bool = False
     version_compatible: bool = False
+    # tensorrt_rtx: the compute capabilities its CPU build makes an engine for, one folder each.
+    rtx_compute_capabilities: list[Annotated[str, _one_of(BUILDABLE, "TensorRT-RTX compute capability")]] = Field(
+        list(DEFAULT_CAPABILITIES), min_length=1
+    )
 
     @field_validator("precisions")
     @classmethod
@@ -236,8 +254,8 @@ class Descriptor(Strict):
         for i, sc in enumerate(self.verification.scenarios):
             for side in ("ref", "test"):
                 ep: Endpoint = getattr(sc, side)
-                if ep.backend == "tensorrt" and "tensorrt" not in self.build.targets:
-                    raise ValueError(f"verification.scenarios.{i}.{side}: tensorrt is not a build target")
+                if ep.backend in TARGETS and ep.backend not in self.build.targets:
+                    raise ValueError(f"verification.scenarios.{i}.{side}: {ep.backend} is not a build target")
                 if ep.precision not in self.build.precisions:
                     raise ValueError(f"verification.scenarios.{i}.{side}.precision: '{ep.precision}' is not built")
         for i, ep in enumerate(self.evaluation.backends):

@@ -36,7 +36,7 @@ from pipelines.errors import DescriptorError, ModelzooError
 if TYPE_CHECKING:
     import onnx
 
-    from pipelines.backends.base import Arrays
+    from pipelines.runtimes.base import Arrays
     from pipelines.workspace import ModelContext
 
 log = logging.getLogger(__name__)

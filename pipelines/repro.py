@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from pipelines.environment import PROBES
 from pipelines.errors import ModelzooError, UsageError
 from pipelines.fileio import write_json
+from pipelines.runtimes import TARGETS, target_environment
 from pipelines.workspace import ARTIFACTS, PARAMS_FILE, load_params
 
 STATE_FILE = Path(".dvc") / "tmp" / "modelzoo-repro.json"
@@ -101,7 +101,7 @@ def _environment_changed(root: Path, targets: list[str]) -> bool:
             old = json.loads(recorded.read_text())
         except (OSError, ValueError):
             return True
-        if PROBES[target]().to_json() != old:
+        if target not in TARGETS or target_environment(target).to_json() != old:
             return True
     return False
 

@@ -171,7 +171,10 @@ def test_changed_models_follow_the_dvc_graph(two_models: Path) -> None:
         "twin-net": ({"models/twin/net.py": read(repo, "models/twin/net.py") + "\n# touched\n"}, ["twin"]),
         # env stage -> every model's build
         "env-code": (
-            {"pipelines/environment.py": read(repo, "pipelines/environment.py") + "\n# touched\n"},
+            {
+                "pipelines/runtimes/onnxruntime/probe.py": read(repo, "pipelines/runtimes/onnxruntime/probe.py")
+                + "\n# touched\n"
+            },
             ["calibration_status", "twin"],
         ),
         "export-code": (

@@ -294,9 +294,9 @@ def test_output_renamed_since_export(repo: Path) -> None:
     """verify and publish name the component and both name lists instead of a KeyError or a wrong manifest."""
     import numpy as np
 
-    from pipelines.backends.onnxruntime import built_model_path
     from pipelines.descriptor import Endpoint, load_descriptor
     from pipelines.registry.entry import check_onnx_signature
+    from pipelines.runtimes.onnxruntime.session import built_model_path
     from pipelines.tasks.base import Model
     from pipelines.workspace import ModelContext
 

@@ -13,7 +13,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from pipelines.ort_format import write_ort
-from pipelines.targets.onnxruntime import LEVEL
+from pipelines.runtimes.onnxruntime.build import LEVEL
 
 
 def small_cnn(path: Path) -> None:

@@ -7,19 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.backends import BackendUnavailable, get_backend
-from pipelines.backends.tensorrt_env import KEY_PATTERN, UNAVAILABLE_KEY, environment_key, probe
 from pipelines.descriptor import Component, Endpoint, parse_descriptor
-from pipelines.environment import onnxruntime_environment, target_environment
 from pipelines.errors import ModelzooError
-from pipelines.stages.runner import skip_reason
-from pipelines.targets import get_target
-from pipelines.targets.tensorrt import (
+from pipelines.runtimes import BackendUnavailable, get_backend, get_target, target_environment
+from pipelines.runtimes.tensorrt.build import (
     engine_path,
     metadata_path,
     profile_shapes,
     timing_cache_path,
 )
+from pipelines.runtimes.tensorrt.probe import KEY_PATTERN, UNAVAILABLE_KEY, environment_key, probe
+from pipelines.stages.runner import skip_reason
 from pipelines.workspace import ModelContext
 from tests.helpers import tiny_descriptor
 
@@ -74,7 +72,7 @@ def test_engine_keys_name_tensorrt_minor_version_and_compute_capability() -> Non
     assert KEY_PATTERN.match("tensorrt-10.13-sm86")
     # A skip never looks like a build for any GPU, so DVC reruns the build on a GPU machine.
     assert not KEY_PATTERN.match(UNAVAILABLE_KEY)
-    assert onnxruntime_environment().key != UNAVAILABLE_KEY
+    assert target_environment("onnxruntime").key != UNAVAILABLE_KEY
 
 
 def test_engines_for_several_gpus_live_side_by_side(tmp_path: Path) -> None:
@@ -102,7 +100,7 @@ def test_without_tensorrt_the_target_is_unavailable_and_says_why() -> None:
     assert not env.available and env.key == UNAVAILABLE_KEY
     assert env.reason and "\n" not in env.reason
     # tensorrt-stubs (installed for mypy) must not pass for TensorRT.
-    assert "stubs" in env.reason or "import tensorrt failed" in env.reason or "no CUDA device" in env.reason
+    assert "stubs" in env.reason or "import tensorrt failed" in env.reason or "no CUDA GPU" in env.reason
 
 
 @pytest.mark.skipif(not NO_TENSORRT, reason="TensorRT and a GPU are here")

@@ -5,6 +5,10 @@ tensorrt-stubs (10.13) cannot be used as installed: it puts `tensorrt/__init__.p
 site-packages without a py.typed marker, so mypy ignores it, and its generated stub has parameters
 named `in` (a keyword) and one non-default parameter after defaults, so mypy cannot parse it. The
 fixture copies it into a stub folder with those lines fixed and hands that folder to mypy (MYPYPATH).
+
+The TensorRT-RTX wheel (tensorrt-rtx-cu13-bindings 1.7.1) ships no type information at all (no .pyi,
+no py.typed): its stubs are generated here from the installed extension module (mypy's stubgen,
+inspect mode), with the same syntax repair, and the RTX modules are checked against them.
 """
 
 from __future__ import annotations
@@ -22,13 +26,30 @@ import pytest
 
 from tests.helpers import REPO
 
-MODULES = ["pipelines/targets/tensorrt.py", "pipelines/backends/tensorrt.py", "pipelines/backends/tensorrt_env.py"]
+RTX_MODULES = [
+    "pipelines/runtimes/tensorrt_rtx/build.py",
+    "pipelines/runtimes/tensorrt_rtx/session.py",
+    "pipelines/runtimes/tensorrt_rtx/probe.py",
+]
+MODULES = [
+    "pipelines/runtimes/tensorrt/build.py",
+    "pipelines/runtimes/tensorrt/session.py",
+    "pipelines/runtimes/tensorrt/probe.py",
+]
 
 
 # (pattern, replacement) applied to tensorrt_bindings/tensorrt.pyi: syntax errors of the stub.
 STUB_FIXES = [
     (r"(\(|, )in: ", r"\1in_: "),
     (r"power: Weights = None, channel_axis: int\)", "power: Weights = None, channel_axis: int = ...)"),
+]
+# The same syntax errors in the stub stubgen writes for tensorrt_rtx_bindings.
+RTX_STUB_FIXES = [
+    (r"(\(|, )in: ", r"\1in_: "),
+    (
+        r"power: Weights = \.\.\., channel_axis: typing\.SupportsInt\)",
+        "power: Weights = ..., channel_axis: typing.SupportsInt = ...)",
+    ),
 ]
 
 
@@ -56,6 +77,22 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def rtx_stubs(stubs: Path) -> Path:
+    """tensorrt-stubs plus stubs generated from the installed tensorrt_rtx_bindings."""
+    importlib.metadata.version("tensorrt-rtx-cu13-bindings")  # not installed: fail, never pass against `Any`
+    # `python -m mypy.stubgen` fails on a mypyc-compiled mypy ("No code object"): call its main.
+    stubgen = "import sys; from mypy.stubgen import main; main(sys.argv[1:])"
+    gen = [sys.executable, "-c", stubgen, "-p", "tensorrt_rtx_bindings", "--inspect-mode", "-o", str(stubs)]
+    subprocess.run(gen, check=True, capture_output=True)
+    generated = stubs / "tensorrt_rtx_bindings" / "tensorrt_rtx.pyi"
+    text = generated.read_text()
+    for pattern, replacement in RTX_STUB_FIXES:
+        text = re.sub(pattern, replacement, text)
+    generated.write_text(text)
+    return stubs
+
+
+@pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mypy-cache")
 
@@ -75,19 +112,19 @@ def test_tensorrt_modules_type_check_against_the_stubs(stubs: Path, cache: Path)
 # (file, correct call, misused call, what mypy must name): one mypy run checks them all.
 MISUSES = [
     (
-        "pipelines/backends/tensorrt.py",
+        "pipelines/runtimes/tensorrt/session.py",
         "self.context.execute_async_v3(",
         "self.context.execute_async_v2(",
         "execute_async_v2",
     ),
     (
-        "pipelines/targets/tensorrt.py",
+        "pipelines/runtimes/tensorrt/build.py",
         "trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED",
         "trt.NetworkDefinitionCreationFlag.STRONGLY_TYPE",
         '"STRONGLY_TYPE"',
     ),
     (
-        "pipelines/targets/tensorrt.py",
+        "pipelines/runtimes/tensorrt/build.py",
         "profile.set_shape(name, trt.Dims(lo),",
         "profile.set_shape(name, lo,",
         '"set_shape"',
@@ -107,3 +144,16 @@ def test_misused_tensorrt_calls_fail_the_check(stubs: Path, cache: Path, tmp_pat
     assert proc.returncode == 1, proc.stdout
     for i, (_, _, _, complaint) in enumerate(MISUSES):
         assert any(line.startswith(files[i]) and complaint in line for line in proc.stdout.splitlines()), proc.stdout
+
+
+def test_rtx_modules_type_check_against_stubs_of_the_wheel(rtx_stubs: Path, cache: Path, tmp_path: Path) -> None:
+    proc = mypy(RTX_MODULES, rtx_stubs, cache)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Success: no issues found in 3 source files" in proc.stdout
+    # ... and the stubs are what it checked against: a misspelled RTX-only call fails.
+    source = (REPO / RTX_MODULES[0]).read_text()
+    assert "config.set_compute_capability(" in source
+    bad = tmp_path / "broken_rtx.py"
+    bad.write_text(source.replace("config.set_compute_capability(", "config.set_compute_capabilities("))
+    proc = mypy([str(bad)], rtx_stubs, cache)
+    assert proc.returncode == 1 and '"set_compute_capabilities"' in proc.stdout, proc.stdout

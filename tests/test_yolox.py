@@ -116,7 +116,7 @@ def test_exported_files_have_the_node_signature_and_deploy_files(repo: Path) -> 
 
 
 def test_dynamic_batch_runs_with_batch_1_and_4_in_onnxruntime(repo: Path) -> None:
-    from pipelines.backends import get_backend
+    from pipelines.runtimes import get_backend
 
     ctx = context(repo, "yolox_dynamic")
     task: Any = get_task(ctx)
@@ -146,7 +146,7 @@ def test_node_decode_gives_the_task_detections_on_the_verify_samples(repo: Path)
     model runs them as one batch, which the node reads image by image at N x (5 + C) offsets.
     Not so by construction: the node keeps every class over the threshold and suppresses across
     classes, the task the best class and per class; on all 100 val images 93 agree (measured)."""
-    from pipelines.backends import get_backend
+    from pipelines.runtimes import get_backend
     from pipelines.tasks.detection2d.boxes import unletterbox
     from pipelines.tasks.detection2d.coco import read_image
 
@@ -235,7 +235,7 @@ def test_map_holds_with_the_nodes_own_gpu_letterbox(repo: Path) -> None:
     """The node resamples with its own GPU kernel (re-implemented in tests/autoware_yolox.py), not
     OpenCV's bilinear: on the val images that costs little mAP. Measured (ONNX Runtime fp32, 100 val
     images): 0.7030 with the task's letterbox, 0.7001 with the node's."""
-    from pipelines.backends import get_backend
+    from pipelines.runtimes import get_backend
     from pipelines.tasks.detection2d.boxes import unletterbox
     from pipelines.tasks.detection2d.coco import read_image
 

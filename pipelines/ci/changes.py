@@ -3,7 +3,7 @@
 A changed file marks every stage that depends on it (a file inside a dependency folder counts, and
 so does `<path>.dvc` for a DVC-tracked dependency); a changed params.yaml marks the stages whose
 tracked keys (e.g. `models.<name>`) hold other values; a changed dvc.yaml marks every stage. Then
-everything downstream is marked too, so a change to `pipelines/environment.py` (the `env` stages)
+everything downstream is marked too, so a change to `pipelines/runtimes` (the `env` stages)
 reaches every model's build. The answer is the models of the marked `<stage>@<model>` stages.
 """
 

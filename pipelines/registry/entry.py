@@ -145,10 +145,13 @@ def _artifact_files(ctx: ModelContext, build: dict[str, Any]) -> tuple[list[Loca
         if info.get("skipped") is not None or not env.get("available"):
             skipped[target] = str(info.get("skipped") or env.get("reason") or "unavailable")
             continue
-        key = env["key"]
-        environments[key] = {k: str(v) for k, v in sorted((env.get("details") or {}).items())}
+        # A target builds one folder per environment (TensorRT-RTX: one per compute capability).
+        folders = info.get("environments") or {env["key"]: env.get("details") or {}}
+        for key, details in folders.items():
+            environments[key] = {k: str(v) for k, v in sorted(details.items())}
         for variant, built in sorted(info.get("built", {}).items()):
-            precision = variant.split("/", 1)[0]
+            key = built.get("environment_key", env["key"])
+            precision = built.get("precision") or variant.split("/", 1)[0]
             path = ctx.build_dir / built["file"]
             if not path.is_file():
                 raise ModelzooError(f"{path}: missing, though {ctx.build_dir}/build.json lists it")

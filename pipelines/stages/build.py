@@ -11,10 +11,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pipelines.buildenv import BUILD_ENVIRONMENT, build_environment
-from pipelines.environment import target_environment
 from pipelines.fileio import atomic_dir, sha256_file, write_json
 from pipelines.precision import make_variant
-from pipelines.targets import get_target
+from pipelines.runtimes import build_folders, get_target, target_environment
 
 if TYPE_CHECKING:
     from pipelines.workspace import ModelContext
@@ -51,19 +50,33 @@ def run_build(ctx: ModelContext) -> dict[str, Any]:
                 entry["skipped"] = env.reason
                 continue
             builder = get_target(target)
-            for (variant, component), src in variants.items():
-                dest = ctx.target_dir(env.key, variant, out) / f"{component}{builder.SUFFIX}"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                start = time.perf_counter()
-                log.info("build %s %s/%s -> %s", target, desc.name, component, dest.relative_to(out))
-                meta = builder.build(src, dest, ctx, component)
-                entry["built"][f"{variant}/{component}"] = {
-                    "file": str(dest.relative_to(out)),
-                    "sha256": sha256_file(dest),
-                    "source_onnx_sha256": sha256_file(src),
-                    "seconds": round(time.perf_counter() - start, 3),
-                    **meta,
-                }
+            # One folder per environment key; TensorRT-RTX builds one per compute capability.
+            folders = build_folders(target, ctx, env)
+            entry["environments"] = folders
+            if hasattr(builder, "describe"):  # what ran, for targets whose build is not what runs
+                entry["note"] = builder.describe(ctx, env)
+            several = hasattr(builder, "folders")
+            for key in folders:
+                for (variant, component), src in variants.items():
+                    dest = ctx.target_dir(key, variant, out) / f"{component}{builder.SUFFIX}"
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    start = time.perf_counter()
+                    log.info("build %s %s/%s -> %s", target, desc.name, component, dest.relative_to(out))
+                    meta = (
+                        builder.build(src, dest, ctx, component, folder=key)
+                        if several
+                        else builder.build(src, dest, ctx, component)
+                    )
+                    name = f"{key}/{variant}/{component}" if several else f"{variant}/{component}"
+                    entry["built"][name] = {
+                        "file": str(dest.relative_to(out)),
+                        "environment_key": key,
+                        "precision": variant,
+                        "sha256": sha256_file(dest),
+                        "source_onnx_sha256": sha256_file(src),
+                        "seconds": round(time.perf_counter() - start, 3),
+                        **meta,
+                    }
         write_json(out / "build.json", report)
         write_json(out / BUILD_ENVIRONMENT, build_environment().to_json())
     return report

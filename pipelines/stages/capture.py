@@ -12,7 +12,7 @@ from pipelines.latency import Timer
 from pipelines.tasks.base import Model
 
 if TYPE_CHECKING:
-    from pipelines.backends.base import Arrays
+    from pipelines.runtimes.base import Arrays
     from pipelines.tasks.base import Task
 
 

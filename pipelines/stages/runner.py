@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipelines.backends import BackendUnavailable, get_backend
 from pipelines.latency import Timer
+from pipelines.runtimes import BackendUnavailable, get_backend
 from pipelines.tasks.base import Model, Result
 
 if TYPE_CHECKING:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
-from pipelines.backends import get_backend
 from pipelines.descriptor import format_validation_error
 from pipelines.errors import DescriptorError, ModelzooError
+from pipelines.runtimes import get_backend
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from pipelines.backends.base import Arrays, Session
     from pipelines.descriptor import Endpoint, Tolerance
     from pipelines.latency import Timer
+    from pipelines.runtimes.base import Arrays, Session
     from pipelines.workspace import ModelContext
 
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.backends.tensorrt import TrtSession
-from pipelines.backends.tensorrt_env import probe
 from pipelines.descriptor import load_descriptor, parse_descriptor
 from pipelines.errors import ModelzooError
 from pipelines.fileio import sha256_file
+from pipelines.runtimes.tensorrt import build as target
+from pipelines.runtimes.tensorrt.probe import probe
+from pipelines.runtimes.tensorrt.session import TrtSession
 from pipelines.stages.build import run_build
 from pipelines.stages.evaluate import run_evaluate
 from pipelines.stages.verify import run_verify
-from pipelines.targets import tensorrt as target
 from pipelines.workspace import ModelContext
 from tests.gpu.conftest import bundled_models
 from tests.helpers import tiny_descriptor

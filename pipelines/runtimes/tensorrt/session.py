@@ -11,13 +11,14 @@ while torch is already a dependency.
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.backends.base import Arrays, BackendUnavailable
-from pipelines.backends.tensorrt_env import probe
 from pipelines.errors import ModelzooError
+from pipelines.runtimes.base import Arrays, BackendUnavailable
+from pipelines.runtimes.tensorrt.probe import probe
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -27,9 +28,13 @@ if TYPE_CHECKING:
     from pipelines.workspace import ModelContext
 
 
-def _torch_dtypes() -> dict[trt.DataType, torch.dtype]:
-    import tensorrt as trt
+def _torch_dtypes(api: ModuleType) -> dict[trt.DataType, torch.dtype]:
     import torch
+
+    if TYPE_CHECKING:
+        import tensorrt as trt
+    else:
+        trt = api
 
     return {
         trt.DataType.FLOAT: torch.float32,
@@ -45,11 +50,16 @@ def _torch_dtypes() -> dict[trt.DataType, torch.dtype]:
 
 class TrtSession:
     """One deserialized engine and its execution context. `device_ms` holds the GPU time of each
-    run (CUDA events around execute_async_v3), without the host<->device copies."""
+    run (CUDA events around execute_async_v3), without the host<->device copies. `api` is the
+    TensorRT module: tensorrt, or tensorrt_rtx_bindings for TensorRT-RTX engines (same Python API)."""
 
-    def __init__(self, path: Path, device: str):
-        import tensorrt as trt
+    def __init__(self, path: Path, device: str, api: ModuleType | None = None):
         import torch
+
+        if TYPE_CHECKING or api is None:
+            import tensorrt as trt
+        else:
+            trt = api
 
         self.path = path
         self.device = torch.device(device)
@@ -60,14 +70,14 @@ class TrtSession:
         with torch.cuda.device(self.device):
             engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
             if engine is None:
-                raise ModelzooError(f"{path}: TensorRT {trt.__version__} cannot deserialize this engine")
+                raise ModelzooError(f"{path}: {trt.__name__} {trt.__version__} cannot deserialize this engine")
             self.engine: trt.ICudaEngine = engine
             self.context: trt.IExecutionContext = engine.create_execution_context()
             self.stream = torch.cuda.Stream(self.device)
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        dtypes = _torch_dtypes()
+        dtypes = _torch_dtypes(trt)
         self.dtypes = {n: dtypes[engine.get_tensor_dtype(n)] for n in names}
         self.device_ms: list[float] = []
 
@@ -128,7 +138,7 @@ class TensorRTBackend:
             raise BackendUnavailable(f"tensorrt needs a cuda device, not {endpoint.device}")
 
     def open(self, ctx: ModelContext, component: str, endpoint: Endpoint) -> TrtSession:
-        from pipelines.targets.tensorrt import engine_path
+        from pipelines.runtimes.tensorrt.build import engine_path
 
         self.check(endpoint)
         path = engine_path(ctx, probe().key, endpoint.precision, component)

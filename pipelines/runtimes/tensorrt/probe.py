@@ -11,13 +11,36 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 
-from pipelines.environment import TargetEnvironment
+from pipelines.runtimes.base import TargetEnvironment
 
 UNAVAILABLE_KEY = "tensorrt-unavailable"
 # TensorRT 10 is the first with strongly typed networks and without implicit batch.
 MIN_MAJOR = 10
 KEY_PATTERN = re.compile(r"^tensorrt-(\d+)\.(\d+)-sm(\d+)$")
+
+
+@dataclass(frozen=True)
+class CudaDevice:
+    name: str
+    capability: tuple[int, int]
+
+    @property
+    def sm(self) -> str:
+        return f"sm{self.capability[0]}{self.capability[1]}"
+
+
+def cuda_device() -> CudaDevice | str:
+    """The first CUDA device as torch sees it, or why there is none."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return "no CUDA GPU"
+        return CudaDevice(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))
+    except Exception as err:  # a broken driver must not crash the probe
+        return f"CUDA probe failed: {err}"
 
 
 def environment_key(trt_version: str, capability: tuple[int, int]) -> str:
@@ -42,18 +65,13 @@ def probe() -> TargetEnvironment:
         return _unavailable("tensorrt is not installed (only its type stubs: no tensorrt.__version__)")
     if int(version.split(".")[0]) < MIN_MAJOR:
         return _unavailable(f"tensorrt {version} is older than {MIN_MAJOR}.0 (no strongly typed networks)")
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            return _unavailable(f"tensorrt {version}: no CUDA device visible")
-        capability = torch.cuda.get_device_capability(0)
-        gpu = torch.cuda.get_device_name(0)
-    except Exception as err:  # a broken driver must not crash the probe
-        return _unavailable(f"CUDA probe failed: {err}")
+    device = cuda_device()
+    if isinstance(device, str):
+        return _unavailable(f"tensorrt {version}: {device}")
+    cc = device.capability
     return TargetEnvironment(
         "tensorrt",
         True,
-        environment_key(version, capability),
-        details={"tensorrt": version, "gpu": gpu, "compute_capability": f"{capability[0]}.{capability[1]}"},
+        environment_key(version, cc),
+        details={"tensorrt": version, "gpu": device.name, "compute_capability": f"{cc[0]}.{cc[1]}"},
     )

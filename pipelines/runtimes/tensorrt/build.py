@@ -5,8 +5,10 @@ created STRONGLY_TYPED and no precision flag is set: the same code builds on Ten
 removed BuilderFlag.FP16/INT8). Engines live under `build/<tensorrt-X.Y-smNN>/<precision>/`, keyed by
 what an engine is tied to, with `<component>.engine.json` beside each engine.
 
-Needs TensorRT and a CUDA GPU: build.py calls `build` only where the probe found both. Everything else
-here (profiles, paths, the timing cache location) is plain Python, tested on CPU-only machines.
+Needs TensorRT and a CUDA GPU: the build stage calls `build` only where the probe found both. The
+parse-configure-build part, `build_plan`, is shared with TensorRT-RTX (pipelines/runtimes/tensorrt_rtx),
+whose Python API is the same there; it takes the module (tensorrt or tensorrt_rtx_bindings) as an
+argument and is type-checked against tensorrt-stubs (tests/test_tensorrt_types.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import datetime
 import logging
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import ModelzooError
@@ -83,10 +88,13 @@ def onnx_precision(src: Path) -> str:
     return next((p.value for p in model.metadata_props if p.key == "precision"), "fp32")
 
 
-def _logger() -> tuple[trt.ILogger, list[str]]:
+def _logger(api: ModuleType) -> tuple[trt.ILogger, list[str]]:
     """A TensorRT logger that forwards to logging, and the list of errors it saw (for the one-line
     message). Defined on first use: its base class exists only where tensorrt is installed."""
-    import tensorrt as trt
+    if TYPE_CHECKING:
+        import tensorrt as trt
+    else:
+        trt = api
 
     errors: list[str] = []
 
@@ -97,11 +105,11 @@ def _logger() -> tuple[trt.ILogger, list[str]]:
         def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
             if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
                 errors.append(msg)
-                log.error("tensorrt: %s", msg)
+                log.error("%s: %s", api.__name__, msg)
             elif severity == trt.ILogger.Severity.WARNING:
-                log.warning("tensorrt: %s", msg)
+                log.warning("%s: %s", api.__name__, msg)
             else:
-                log.debug("tensorrt: %s", msg)
+                log.debug("%s: %s", api.__name__, msg)
 
     return Logger(), errors
 
@@ -134,24 +142,48 @@ def _save_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
         tmp.write_bytes(memoryview(cache.serialize()))
 
 
-def build(src: Path, dest: Path, ctx: ModelContext, component: str) -> dict[str, Any]:
-    import tensorrt as trt
+@dataclass
+class Plan:
+    """A serialized engine and what its build saw."""
 
-    from pipelines.backends.tensorrt_env import probe
+    data: bytes
+    seconds: float
+    shapes: dict[str, Shapes]
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    # The module's own types: tensorrt's, or tensorrt_rtx_bindings' (which mypy holds apart).
+    config: Any
+    logger: Any
+    errors: list[str]
 
-    env = probe()
+
+def build_plan(
+    api: ModuleType,
+    product: str,
+    src: Path,
+    ctx: ModelContext,
+    component: str,
+    configure: Callable[[Any], None],
+) -> Plan:
+    """Parse `src` into a strongly typed network, add the descriptor's optimization profile, let
+    `configure` set what differs between runtimes, and build. Errors name the node or the log line."""
+    if TYPE_CHECKING:
+        import tensorrt as trt
+    else:
+        trt = api
+
     opts = ctx.descriptor.build
     comp = next(c for c in ctx.descriptor.components if c.name == component)
     shapes = profile_shapes(comp, f"models/{ctx.name}/model.yaml")
 
-    logger, logged_errors = _logger()
+    logger, logged_errors = _logger(api)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
     # parse_from_file, not parse(bytes): it resolves external weight files beside the ONNX file.
     if not parser.parse_from_file(str(src)):
         errors = parser_errors(parser) or logged_errors or ["no error reported"]
-        raise ModelzooError(f"{src}: TensorRT's ONNX parser failed ({len(errors)} errors): {'; '.join(errors)}")
+        raise ModelzooError(f"{src}: {product}'s ONNX parser failed ({len(errors)} errors): {'; '.join(errors)}")
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mib << 20)
@@ -160,28 +192,56 @@ def build(src: Path, dest: Path, ctx: ModelContext, component: str) -> dict[str,
         for name, (lo, opt, hi) in shapes.items():
             profile.set_shape(name, trt.Dims(lo), trt.Dims(opt), trt.Dims(hi))
         config.add_optimization_profile(profile)
-    if opts.hardware_compatible:
-        # Runs on every Ampere-or-newer GPU, at some speed cost; still keyed by the builder's sm.
-        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
-    if opts.version_compatible:
-        # Runs on later TensorRT versions through the lean runtime embedded in the plan.
-        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-    cache_path = timing_cache_path(env.key)
-    _load_timing_cache(config, cache_path)
+    configure(config)
 
     start = time.perf_counter()
     plan = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
-    if plan is None:
-        raise ModelzooError(f"{src}: TensorRT engine build failed: {'; '.join(logged_errors) or 'no error logged'}")
-    _save_timing_cache(config, cache_path)
-    dest.write_bytes(memoryview(plan))
+    if plan is None or plan.nbytes == 0:
+        raise ModelzooError(f"{src}: {product} engine build failed: {'; '.join(logged_errors) or 'no error logged'}")
+    return Plan(
+        data=bytes(memoryview(plan)),
+        seconds=seconds,
+        shapes=shapes,
+        inputs=[_tensor(network.get_input(i)) for i in range(network.num_inputs)],
+        outputs=[_tensor(network.get_output(i)) for i in range(network.num_outputs)],
+        config=config,
+        logger=logger,
+        errors=logged_errors,
+    )
+
+
+def profiles_json(shapes: dict[str, Shapes]) -> list[dict[str, Any]]:
+    return [{name: {"min": lo, "opt": opt, "max": hi} for name, (lo, opt, hi) in shapes.items()}]
+
+
+def build(src: Path, dest: Path, ctx: ModelContext, component: str) -> dict[str, Any]:
+    import tensorrt as trt
+
+    from pipelines.runtimes.tensorrt.probe import probe
+
+    env = probe()
+    opts = ctx.descriptor.build
+    cache_path = timing_cache_path(env.key)
+
+    def configure(config: trt.IBuilderConfig) -> None:
+        if opts.hardware_compatible:
+            # Runs on every Ampere-or-newer GPU, at some speed cost; still keyed by the builder's sm.
+            config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
+        if opts.version_compatible:
+            # Runs on later TensorRT versions through the lean runtime embedded in the plan.
+            config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        _load_timing_cache(config, cache_path)
+
+    plan = build_plan(trt, "TensorRT", src, ctx, component, configure)
+    _save_timing_cache(plan.config, cache_path)
+    dest.write_bytes(plan.data)
     # Load what was written: a plan that does not deserialize is not an artifact.
-    runtime = trt.Runtime(logger)
+    runtime = trt.Runtime(plan.logger)
     if opts.version_compatible:
         runtime.engine_host_code_allowed = True
     if runtime.deserialize_cuda_engine(dest.read_bytes()) is None:
-        raise ModelzooError(f"{dest}: the engine just built does not deserialize: {'; '.join(logged_errors)}")
+        raise ModelzooError(f"{dest}: the engine just built does not deserialize: {'; '.join(plan.errors)}")
 
     details = env.details or {}
     meta: dict[str, Any] = {
@@ -191,16 +251,16 @@ def build(src: Path, dest: Path, ctx: ModelContext, component: str) -> dict[str,
         "environment": env.key,
         "precision": onnx_precision(src),
         "strongly_typed": True,
-        "profiles": [{name: {"min": lo, "opt": opt, "max": hi} for name, (lo, opt, hi) in shapes.items()}],
+        "profiles": profiles_json(plan.shapes),
         "workspace_mib": opts.workspace_mib,
         "hardware_compatibility": "AMPERE_PLUS" if opts.hardware_compatible else "NONE",
         "version_compatible": opts.version_compatible,
         "onnx_sha256": sha256_file(src),
-        "build_seconds": round(seconds, 3),
+        "build_seconds": round(plan.seconds, 3),
         "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "timing_cache": str(cache_path),
-        "inputs": [_tensor(network.get_input(i)) for i in range(network.num_inputs)],
-        "outputs": [_tensor(network.get_output(i)) for i in range(network.num_outputs)],
+        "inputs": plan.inputs,
+        "outputs": plan.outputs,
     }
     write_json(metadata_path(dest), meta)
     return meta

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.backends.base import Arrays, BackendUnavailable
-from pipelines.environment import onnxruntime_environment
+from pipelines.runtimes.base import Arrays, BackendUnavailable
+from pipelines.runtimes.onnxruntime.probe import probe
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -47,7 +47,7 @@ class OrtSession:
 
 def built_model_path(ctx: ModelContext, component: str, precision: str) -> Path:
     """The deployable file of the onnxruntime target for this machine's runtime."""
-    key = onnxruntime_environment().key
+    key = probe().key
     return ctx.target_dir(key, precision) / f"{component}{ORT_SUFFIX}"
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.backends.base import Arrays, BackendUnavailable
+from pipelines.runtimes.base import Arrays, BackendUnavailable
 
 if TYPE_CHECKING:
     import torch

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.backends.onnxruntime import ORT_SUFFIX, session_options
+from pipelines.runtimes.onnxruntime.session import ORT_SUFFIX, session_options
 
 if TYPE_CHECKING:
     from pipelines.workspace import ModelContext

@@ -1,0 +1,1 @@
+"""ONNX Runtime: CPU sessions of the offline-optimized `.ort` model (build.py) it runs."""

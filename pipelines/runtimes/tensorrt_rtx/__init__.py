@@ -1,0 +1,1 @@
+"""TensorRT for RTX: engines built ahead of time on the CPU, one per listed compute capability."""
