@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,22 +50,37 @@ NUSCENES_TASKS = """[
 ]"""
 
 
-def test_stock_six_task_config_is_refused_at_validate(tmp_path: Path) -> None:
-    """A config deriving from the bundled one with the stock six-task head: exit 2, one line naming the
-    model's own config file, the field and the fix."""
+def _validate_derived_config(tmp_path: Path, change: str) -> subprocess.CompletedProcess[str]:
+    """`modelzoo validate` of the bundled CenterPoint with a config deriving from its own."""
     root = bundled_subset_repo(tmp_path / "repo", [MODEL])
-    (root / "models" / MODEL / "six_tasks.py").write_text(
-        f'_base_ = ["./config.py"]\nmodel = dict(pts_bbox_head=dict(tasks={NUSCENES_TASKS}))\n'
-    )
+    (root / "models" / MODEL / "derived.py").write_text(f'_base_ = ["./config.py"]\n{change}\n')
     desc = read_yaml(root / "models" / MODEL / "model.yaml")
-    desc["source"]["config"] = "six_tasks.py"
+    desc["source"]["config"] = "derived.py"
     write_yaml(root / "models" / MODEL / "model.yaml", desc)
     proc = modelzoo(["validate", MODEL], root, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
+    return proc
+
+
+def test_stock_six_task_config_is_refused_at_validate(tmp_path: Path) -> None:
+    """A config deriving from the bundled one with the stock six-task head: exit 2, one line naming the
+    model's own config file, the field and the fix."""
+    proc = _validate_derived_config(tmp_path, f"model = dict(pts_bbox_head=dict(tasks={NUSCENES_TASKS}))")
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: models/{MODEL}/six_tasks.py: model.pts_bbox_head.tasks: 6 tasks: Autoware's CenterPoint runs "
+        f"error: models/{MODEL}/derived.py: model.pts_bbox_head.tasks: 6 tasks: Autoware's CenterPoint runs "
         "one head task: merge the classes into one task and retrain"
+    )
+
+
+def test_points_per_pillar_other_than_the_nodes_32_is_refused_at_validate(tmp_path: Path) -> None:
+    """Autoware's preprocess kernel fills 32 points per pillar whatever the bundle says."""
+    proc = _validate_derived_config(
+        tmp_path, "model = dict(data_preprocessor=dict(voxel_layer=dict(max_num_points=8)))"
+    )
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: models/{MODEL}/derived.py: model.data_preprocessor.voxel_layer.max_num_points: 8: Autoware's "
+        "CenterPoint fills 32 points per pillar (fixed in its preprocess kernel): set max_num_points=32 and retrain"
     )
 
 
@@ -173,7 +189,7 @@ def test_dvc_repro_exports_verifies_and_evaluates(repo: Path) -> None:
         for vi in [*model.graph.input, *model.graph.output]:
             shapes[vi.name] = [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
     assert shapes == {
-        "input_features": ["num_voxels", 8, 11],
+        "input_features": ["num_voxels", 32, 11],
         "pillar_features": ["num_voxels", 1, 32],
         "spatial_features": [1, 32, 128, 128],
         "heatmap": [1, 3, 64, 64],

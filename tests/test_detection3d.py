@@ -117,6 +117,7 @@ def random_points(seed: int, n: int = 6000) -> np.ndarray:
     pts = rng.uniform([-27, -27, -3.5, 0, 0], [27, 27, 3.5, 255, 0.1], (n, 5)).astype(np.float32)  # x y z i lag
     pts[: n // 3, :2] = rng.normal(0, 1.5, (n // 3, 2))  # crowded pillars: the per-pillar cap matters
     pts[n // 3 : n // 3 + 50, 0] = -25.6 + 0.4 * rng.integers(0, 128, 50)  # exactly on voxel borders
+    pts[-80:, :2] = rng.uniform(0.01, 0.39, (80, 2))  # one pillar with more points than the cap of 32
     return pts
 
 

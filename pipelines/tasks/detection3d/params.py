@@ -30,6 +30,9 @@ CLASS_REMAPPER = "detection_class_remapper"
 # common_param_path; the bundle carries a file for it so that they match the model.
 COMMON = "centerpoint_common"
 ML_PACKAGE_SUFFIX = "_ml_package"
+# Points per pillar the node's encoder input has: MAX_POINT_IN_VOXEL_SIZE, a constant in
+# lib/preprocess/preprocess_kernel.cu ("the same as max_point_in_voxel_size_ in config"), not a parameter.
+NODE_POINTS_PER_PILLAR = 32
 # trt_precision values the schema admits; other precision variants get no bundle file.
 TRT_PRECISIONS = ("fp32", "fp16")
 
@@ -130,7 +133,7 @@ def bundle(
         "class_names": list(p.autoware_labels),
         "point_feature_size": p.point_feature_size,
         "max_voxel_size": p.max_voxels,
-        "max_points_per_voxel": p.max_points_per_voxel,  # not read by the node (it uses 32): checked by verify
+        "max_points_per_voxel": p.max_points_per_voxel,  # the node's is fixed at 32: from_config refuses others
         "point_cloud_range": list(p.point_cloud_range),
         "voxel_size": list(p.voxel_size),
         "downsample_factor": p.downsample_factor,
@@ -310,6 +313,12 @@ def from_config(cfg: Any, where: str) -> DeployParams:
         raise DescriptorError(
             f"{where}: model.test_cfg.pts.nms_type: {test.get('nms_type')!r}: Autoware's CenterPoint runs circle "
             f"NMS: set nms_type='circle' and min_radius (evaluate again)"
+        )
+    if int(vl["max_num_points"]) != NODE_POINTS_PER_PILLAR:
+        raise DescriptorError(
+            f"{where}: model.data_preprocessor.voxel_layer.max_num_points: {vl['max_num_points']}: Autoware's "
+            f"CenterPoint fills {NODE_POINTS_PER_PILLAR} points per pillar (fixed in its preprocess kernel): set "
+            f"max_num_points={NODE_POINTS_PER_PILLAR} {RETRAIN}"
         )
     p = DeployParams(
         class_names=tuple(head["tasks"][0]["class_names"]),
