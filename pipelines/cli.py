@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from pipelines.ci.cli import app as ci_app
-from pipelines.consumer.cli import fetch_cmd, pin_cmd
+from pipelines.consumer.cli import check_bundle_cmd, fetch_cmd, pin_cmd
 from pipelines.errors import ModelzooError
 
 app = typer.Typer(
@@ -171,6 +171,7 @@ def repro(
 
 app.command("pin")(pin_cmd)
 app.command("fetch")(fetch_cmd)
+app.command("check-bundle")(check_bundle_cmd)
 
 
 def _configure_logging() -> None:

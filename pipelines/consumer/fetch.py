@@ -121,6 +121,48 @@ def plan(release: Release, pin: Pin, dest: Path) -> list[Planned]:
     return planned
 
 
+def plan_autoware(release: Release, pin: Pin, dest: Path) -> list[Planned]:
+    """The autoware layout: each pinned model's portable and ROS files flat in <dest>/<package>/."""
+    from pipelines.consumer.layout import bundle_files
+
+    where = f"release {release.requested}"
+    if pin.target != "onnx":
+        raise ModelzooError(f"{where}: layout autoware takes target onnx (Autoware builds engines), not {pin.target}")
+    by_package: dict[str, list[str]] = {}
+    for name in pin.models:
+        model = release.manifest.models.get(name)
+        if model is None:
+            raise ModelzooError(f"{where}: no model '{name}' (has: {', '.join(sorted(release.manifest.models))})")
+        if model.autoware is None:
+            raise ModelzooError(f"{where}: model '{name}' names no Autoware package (descriptor field autoware)")
+        by_package.setdefault(model.autoware.package, []).append(name)
+    planned = []
+    for package, models in sorted(by_package.items()):
+        root = (dest / package).resolve()
+        for fname, b in bundle_files(release.manifest, package, pin.precisions, models).items():
+            path = (root / fname).resolve()
+            if not path.is_relative_to(root):
+                raise ModelzooError(f"{where}: {package}/{fname} resolves outside {root}")
+            planned.append(Planned(package, b.entry, path))
+    return planned
+
+
+def _write_bundle_records(release: Release, pin: Pin, dest: Path, planned: list[Planned]) -> None:
+    """Autoware layout: the release manifest and a bundle record in each package folder (`modelzoo check-bundle`)."""
+    from pipelines.consumer.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, bundle_files, bundle_record
+
+    for package in sorted({p.model for p in planned}):
+        models = [m for m in pin.models if (aw := release.manifest.models[m].autoware) and aw.package == package]
+        files = bundle_files(release.manifest, package, pin.precisions, models)
+        for name, text in (
+            (BUNDLE_MANIFEST, release.manifest.to_json()),
+            (BUNDLE_RECORD, bundle_record(release.manifest, package, files, pin.precisions)),
+        ):
+            path = dest / package / name
+            if not path.is_file() or path.read_text() != text:
+                write_text(path, text)
+
+
 def _present(p: Planned) -> bool:
     try:
         if not p.dest.is_file() or p.dest.stat().st_size != p.entry.size:
@@ -231,7 +273,8 @@ def prepare(pin: Pin, base: Path, dest: Path | None = None) -> tuple[Store, Rele
     store = open_store(pin.registry_url(base), pin.endpoint_url)
     release = resolve_release(store, pin.version)
     warning = check_interface(release.manifest.interface_version, pin.interface, release=f"release {release.requested}")
-    return store, release, plan(release, pin, dest), [warning] if warning else []
+    planner = plan_autoware if pin.layout == "autoware" else plan
+    return store, release, planner(release, pin, dest), [warning] if warning else []
 
 
 def fetch(pin: Pin, base: Path, dest: Path | None = None, *, progress: bool = False) -> FetchReport:
@@ -255,6 +298,9 @@ def fetch(pin: Pin, base: Path, dest: Path | None = None, *, progress: bool = Fa
     finally:
         staging.discard()
 
+    if pin.layout == "autoware":
+        _write_bundle_records(release, pin, dest, planned)
+        return report
     for model in pin.models:
         record = dest / model / RELEASE_RECORD
         text = _record(release, pin, model, [p for p in planned if p.model == model])

@@ -8,6 +8,7 @@ precisions: [fp16]                      # optional: only these precisions (defau
 interface: ">=1.0.0,<2.0.0"             # accepted descriptor interface versions
 models: [centerpoint, yolox]
 dest: autoware_data                     # where fetch writes <dest>/<model>/<file> (relative: to this file)
+layout: model                           # or autoware: <dest>/<package>/<file>, as Autoware's launch files read
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Pin(BaseModel):
     interface: str = ">=1.0.0,<2.0.0"
     models: list[str]
     dest: str = "autoware_data"
+    # "model": <dest>/<model>/<file>; "autoware": <dest>/<autoware package>/<file> (pipelines/consumer/layout.py).
+    layout: Literal["model", "autoware"] = "model"
 
     @field_validator("version")
     @classmethod
@@ -116,6 +119,8 @@ def load_pin(path: Path) -> Pin:
 
 def save_pin(path: Path, pin: Pin) -> None:
     data = pin.model_dump(mode="json", exclude_none=True)
+    if data.get("layout") == "model":
+        del data["layout"]  # the default: pin files written before the field stay as they were
     write_text(Path(path), HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 

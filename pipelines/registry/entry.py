@@ -19,7 +19,14 @@ import yaml
 from pipelines.errors import ModelzooError
 from pipelines.fileio import sha256_stream
 from pipelines.registry.fingerprint import fingerprint
-from pipelines.registry.manifest import ComponentSig, FileEntry, ModelEntry, TensorSig, artifact_prefix
+from pipelines.registry.manifest import (
+    AutowarePackage,
+    ComponentSig,
+    FileEntry,
+    ModelEntry,
+    TensorSig,
+    artifact_prefix,
+)
 from pipelines.workspace import ModelContext, load_params, model_context
 
 ONNX_TARGET, ROS_TARGET, PROVENANCE_TARGET = "onnx", "ros", "provenance"
@@ -223,6 +230,9 @@ def local_model(ctx: ModelContext) -> LocalModel:
         headline=headline,
         metrics=metrics,
         latency_ms=latency,
+        autoware=AutowarePackage(package=desc.autoware.package, repository=desc.autoware.repo_id)
+        if desc.autoware
+        else None,
     )
     return LocalModel(entry, local)
 

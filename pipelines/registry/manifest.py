@@ -83,6 +83,13 @@ class ComponentSig(Strict):
     outputs: list[TensorSig]
 
 
+class AutowarePackage(Strict):
+    """Where Autoware reads the model: `<data_dir>/<package>/<file>`, from the Hub repository `repository`."""
+
+    package: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    repository: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
 class ModelEntry(Strict):
     name: str
     algorithm: str
@@ -103,6 +110,8 @@ class ModelEntry(Strict):
     headline: str = ""
     metrics: dict[str, float] = {}
     latency_ms: dict[str, float] = {}
+    # None: the model belongs to no Autoware package (no Hugging Face channel, no autoware layout).
+    autoware: AutowarePackage | None = None
 
     @property
     def targets(self) -> list[str]:
