@@ -26,7 +26,7 @@ from pipelines.registry.manifest import (
 )
 from pipelines.registry.store import LocalStore
 from tests.conftest import free_port
-from tests.consumer_registry import standard_files
+from tests.consumer_registry import Art, standard_files
 from tests.hf_hub import HF, PACKAGES, LocalHub, missing_tools, put_release, start_hub
 
 pytestmark = pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
@@ -36,11 +36,17 @@ LFS_THRESHOLD = 2000  # the synthetic ONNX files (2.5 KB and up) go through LFS,
 
 
 def sha256_tree(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 of what `hf download` placed (not its .cache/ nor .gitattributes)."""
     return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in folder.iterdir()
-        if p.is_file() and p.name != ".gitattributes"
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != ".gitattributes" and ".cache" not in p.relative_to(folder).parts
     }
+
+
+def alpha(salt: bytes) -> list[Art]:
+    """standard_files, plus an int8 variant in its precision folder as the real manifests name them."""
+    return [*standard_files("alpha", salt), Art("int8/alpha.onnx", "onnx", b"int8:" + salt * 900, "int8")]
 
 
 def refs(bare: Path) -> dict[str, str]:
@@ -88,9 +94,9 @@ def published(hub: LocalHub, tmp_path_factory: pytest.TempPathFactory) -> Publis
     for repo in sorted(set(PACKAGES.values())):
         hub.bare(f"AutowareFoundation/{repo}")
     same = {"beta": standard_files("beta"), "gamma": standard_files("gamma")}
-    r100 = put_release(store, "1.0.0", {"alpha": standard_files("alpha", b"v1"), **same})
+    r100 = put_release(store, "1.0.0", {"alpha": alpha(b"v1"), **same})
     p100 = publish_hub(store, "1.0.0", hub_url=hub.push_url, lfs_threshold=LFS_THRESHOLD)
-    r110 = put_release(store, "1.1.0", {"alpha": standard_files("alpha", b"v2"), **same})
+    r110 = put_release(store, "1.1.0", {"alpha": alpha(b"v2"), **same})
     p110 = publish_hub(store, "1.1.0", hub_url=hub.push_url, lfs_threshold=LFS_THRESHOLD)
     after = {p: refs(hub.bare(f"AutowareFoundation/{p}")) for p in sorted(set(PACKAGES.values()))}
     return Published(hub, store, r100, r110, p100, p110, after)
@@ -119,6 +125,7 @@ def test_two_releases_two_tags_with_the_manifest_bytes(published: Published, tmp
         assert f"lidar_alpha {manifest.version}: {len(want)} file(s) match" in checked.stdout
         got[revision] = tree
     assert got["v1.0"]["alpha.onnx"] != got["v1.1"]["alpha.onnx"]
+    assert got["v1.0"]["int8/alpha.onnx"] != got["v1.1"]["int8/alpha.onnx"]
 
 
 def test_lfs_files_are_pointers_in_git_and_arrive_whole(
@@ -221,3 +228,12 @@ def test_https_push_needs_a_token(tmp_path: Path) -> None:
     env = {k: "" for k in ("HF_TOKEN",)}
     done = run_cli("publish-hf", "--version", "1.0.0", "--registry", str(tmp_path), env=env)
     assert done.returncode == 2 and "$HF_TOKEN is not set" in done.stderr
+
+
+def test_models_md_lists_the_hf_download_line(published: Published) -> None:
+    from pipelines.registry.index import render_index
+    from tests.conftest import REPO
+
+    text = render_index(published.store, REPO / "MODELS.md.j2")
+    for pkg in ("lidar_alpha", "pkg_two"):
+        assert f"hf download AutowareFoundation/{pkg} --revision v1.1 --local-dir ~/autoware_data/{pkg}\n" in text

@@ -8,14 +8,16 @@ Hugging Face channel commits to the package's repository:
 
 - the portable files (target `onnx`, every precision unless a pin names some) and the ROS parameter
   files of every model of the release whose descriptor names that package, under the names the
-  manifest gives them, flat;
+  manifest gives them (the names the bundle's parameter files use: no renaming). Those are flat, but
+  for the precision variants, which the manifest names `fp16/<file>`, `int8/<file>`: so the variants
+  never collide with the fp32 file of the same name, and a consumer that wants one precision folder
+  only pins `precisions`;
 - two files of our own: `modelzoo-manifest.json` (the release manifest, byte for byte: what a
   signature covers) and `modelzoo-release.json` (which release, package, models and files).
 
 One package folder can hold several models (tensorrt_yolox holds yolox and yolox_dynamic). Two files
 with one name must then be the same bytes (a shared label file is fine); a name with two contents is
-refused, naming both models. Precision variants keep their own names (`x.onnx`, `x.fp16.onnx`), so
-they never collide with each other.
+refused, naming both models (the models of one package must name their files apart).
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def bundle_files(
         for f in manifest.models[name].files:
             if f.target not in (PORTABLE, ROS) or (precisions is not None and f.precision not in (None, *precisions)):
                 continue
-            if f.name in RESERVED or "/" in f.name:
-                raise ModelzooError(f"release {manifest.version}: model '{name}' file '{f.name}' is reserved or nested")
+            if f.name in RESERVED or f.name.split("/")[0] in (".git", ".cache"):
+                raise ModelzooError(f"release {manifest.version}: model '{name}' file name '{f.name}' is reserved")
             have = out.get(f.name)
             if have is not None and have.entry.sha256 != f.sha256:
                 raise ModelzooError(
@@ -145,7 +147,8 @@ def check_bundle(folder: Path) -> BundleCheck:
         if path.stat().st_size != b.entry.size or sha256_file(path) != b.entry.sha256:
             raise BundleError(f"{path}: sha256 differs from release {manifest.version} (model {b.model})")
         result.checked.append(name)
+    present = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     result.extra = sorted(
-        p.name for p in folder.iterdir() if p.is_file() and p.name not in expected and p.name not in RESERVED
+        n for n in present if n not in expected and n not in RESERVED and n.split("/")[0] not in (".cache", ".git")
     )
     return result

@@ -102,6 +102,9 @@ def publish_hf(
         list[str] | None, typer.Option("--package", help="Only these Autoware packages (default: all).")
     ] = None,
     lfs_threshold: Annotated[int, typer.Option(help="Files of this many bytes or more go through git-lfs.")] = 1 << 20,
+    skip_if_no_token: Annotated[
+        bool, typer.Option("--skip-if-no-token", help="Without $HF_TOKEN for an https hub: say so, exit 0.")
+    ] = False,
     registry: RegistryOpt = None,
     endpoint_url: EndpointOpt = None,
 ) -> None:
@@ -111,6 +114,9 @@ def publish_hf(
     url = hub_url or os.environ.get("MODELZOO_HF_URL") or HUB_URL
     token = os.environ.get(TOKEN_ENV) or None
     if url.startswith("https://") and not token:
+        if skip_if_no_token:
+            typer.echo(f"publish-hf: ${TOKEN_ENV} is not configured: the Hugging Face channel ({url}) is skipped")
+            return
         raise UsageError(f"publish-hf: ${TOKEN_ENV} is not set: the push to {url} needs a write token")
     result = publish_hub(
         _store(registry, endpoint_url), version, hub_url=url, token=token, lfs_threshold=lfs_threshold, only=packages

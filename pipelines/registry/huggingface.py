@@ -234,6 +234,7 @@ def _commit(plan: _Plan, store: Store, manifest: Manifest, manifest_bytes: bytes
     attributes = "".join(f"/{n} filter=lfs diff=lfs merge=lfs -text\n" for n in lfs)
     (folder / ".gitattributes").write_text(attributes)
     for name, b in plan.files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         _copy_verified(store, b, folder / name)
     (folder / BUNDLE_MANIFEST).write_bytes(manifest_bytes)
     (folder / BUNDLE_RECORD).write_text(bundle_record(manifest, plan.package, plan.files))

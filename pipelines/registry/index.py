@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 
 from pipelines.errors import ModelzooError
+from pipelines.registry.huggingface import hub_tag
 from pipelines.registry.manifest import BLEEDING_EDGE, FileEntry, Manifest, ModelEntry
 from pipelines.registry.releases import read_manifest, release_versions
 from pipelines.registry.store import Store
@@ -61,6 +62,7 @@ def render_index(store: Store, template: Path, base_url: str | None = None) -> s
         )
         env.filters["size"] = _size
         env.filters["num"] = lambda v: f"{v:.4g}"
+        env.filters["hub_tag"] = hub_tag
         return env.get_template(template.name).render(
             rows=_rows(manifests, order, (base_url or "").rstrip("/")),
             releases=[manifests[v] for v in reversed(released)],
