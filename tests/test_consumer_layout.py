@@ -123,3 +123,33 @@ def test_token_stays_out_of_argv_and_messages(tmp_path: Path) -> None:
     with pytest.raises(ModelzooError, match=r"\*\*\*") as err:
         git.run("hf_secret123")  # git: 'hf_secret123' is not a git command
     assert "hf_secret123" not in str(err.value)
+
+
+def test_precision_folders_as_the_manifest_names_them(tmp_path: Path) -> None:
+    s = LocalStore(tmp_path / "registry")
+    arts = [Art("alpha.onnx", "onnx", b"32", "fp32"), Art("int8/alpha.onnx", "onnx", b"8", "int8"),
+            Art("alpha.param.yaml", "ros", b"a: 1\n")]  # fmt: skip
+    put_release(s, "1.0.0", {"alpha": arts})
+    dest = tmp_path / "d"
+    fetch(pin_for(s, ["alpha"]), tmp_path, dest)
+    assert (dest / "lidar_alpha" / "int8" / "alpha.onnx").read_bytes() == b"8"
+    assert check_bundle(dest / "lidar_alpha").checked == ["alpha.onnx", "alpha.param.yaml", "int8/alpha.onnx"]
+    (dest / "lidar_alpha" / "int8" / "stale.onnx").write_bytes(b"x")
+    assert check_bundle(dest / "lidar_alpha").extra == ["int8/stale.onnx"]
+
+
+def test_moving_a_model_to_another_package_is_a_major_change(tmp_path: Path) -> None:
+    from pipelines.registry.manifest import AutowarePackage
+    from pipelines.registry.versioning import compare_model
+    from tests.consumer_registry import model_entry
+
+    none = model_entry(LocalStore(tmp_path), "alpha", standard_files("alpha"))
+    one, two = (
+        none.model_copy(update={"autoware": AutowarePackage(package=p, repository=f"AutowareFoundation/{p}")})
+        for p in ("lidar_a", "lidar_b")
+    )
+    assert [(c.level, c.reason) for c in compare_model(none, one)] == [
+        ("Y", "Autoware package changed (none -> AutowareFoundation/lidar_a)")
+    ]
+    assert [c.level for c in compare_model(one, two)] == ["X"]
+    assert [c.level for c in compare_model(one, one)] == ["Z"]

@@ -228,6 +228,8 @@ def test_https_push_needs_a_token(tmp_path: Path) -> None:
     env = {k: "" for k in ("HF_TOKEN",)}
     done = run_cli("publish-hf", "--version", "1.0.0", "--registry", str(tmp_path), env=env)
     assert done.returncode == 2 and "$HF_TOKEN is not set" in done.stderr
+    skipped = run_cli("publish-hf", "--version", "1.0.0", "--registry", str(tmp_path), "--skip-if-no-token", env=env)
+    assert skipped.returncode == 0 and "the Hugging Face channel (https://huggingface.co) is skipped" in skipped.stdout
 
 
 def test_models_md_lists_the_hf_download_line(published: Published) -> None:
