@@ -93,6 +93,16 @@ def published(hub: LocalHub, tmp_path_factory: pytest.TempPathFactory) -> Publis
     store = LocalStore(tmp_path_factory.mktemp("registry"))
     for repo in sorted(set(PACKAGES.values())):
         hub.bare(f"AutowareFoundation/{repo}")
+    # lidar_alpha starts as the Hub makes a repository: one commit with a model card (which stays).
+    card = tmp_path_factory.mktemp("card")
+    (card / "README.md").write_text("# lidar_alpha\n")
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "initial commit"],
+        ["push", "-q", f"{hub.push_url}/AutowareFoundation/lidar_alpha", "main"],
+    ):
+        subprocess.run(["git", *args], cwd=card, check=True, capture_output=True)
     same = {"beta": standard_files("beta"), "gamma": standard_files("gamma")}
     r100 = put_release(store, "1.0.0", {"alpha": alpha(b"v1"), **same})
     p100 = publish_hub(store, "1.0.0", hub_url=hub.push_url, lfs_threshold=LFS_THRESHOLD)
@@ -116,7 +126,8 @@ def test_two_releases_two_tags_with_the_manifest_bytes(published: Published, tmp
         want = {n: b.entry.sha256 for n, b in bundle_files(manifest, "lidar_alpha").items()}
         tree = sha256_tree(dest)
         assert {n: tree[n] for n in want} == want  # every file of the package, byte-identical
-        assert set(tree) == {*want, BUNDLE_MANIFEST, BUNDLE_RECORD}  # nothing else: no engine, no provenance
+        # Nothing else (no engine, no provenance); the model card kept.
+        assert set(tree) == {*want, BUNDLE_MANIFEST, BUNDLE_RECORD, "README.md"}
         assert (dest / BUNDLE_MANIFEST).read_bytes() == published.store.open_read(
             manifest_path(manifest.version)
         ).read()

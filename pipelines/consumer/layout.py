@@ -33,8 +33,8 @@ from pipelines.registry.manifest import FileEntry, Manifest, parse_manifest
 
 BUNDLE_RECORD = "modelzoo-release.json"
 BUNDLE_MANIFEST = "modelzoo-manifest.json"
-# Files that are not artifacts: ours, and what git / `hf download` put beside them.
-RESERVED = (BUNDLE_RECORD, BUNDLE_MANIFEST, ".gitattributes")
+# Files that are not artifacts: ours, what git / `hf download` put beside them, and the Hub's model card.
+RESERVED = (BUNDLE_RECORD, BUNDLE_MANIFEST, ".gitattributes", "README.md")
 PORTABLE, ROS = "onnx", "ros"
 
 

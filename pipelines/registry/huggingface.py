@@ -226,9 +226,9 @@ def _commit(plan: _Plan, store: Store, manifest: Manifest, manifest_bytes: bytes
     git, folder = plan.git, plan.git.cwd
     if plan.head:
         git.run("checkout", "-q", "-B", BRANCH, f"origin/{BRANCH}")
-        git.run("rm", "-r", "-q", "--cached", "--ignore-unmatch", ".")
+        git.run("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", ".", ":!README.md")
         for p in folder.iterdir():
-            if p.name != ".git":
+            if p.name not in (".git", "README.md"):  # the model card is the maintainers', not ours
                 shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     lfs = sorted(n for n, b in plan.files.items() if b.entry.size >= lfs_threshold)
     attributes = "".join(f"/{n} filter=lfs diff=lfs merge=lfs -text\n" for n in lfs)
