@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from pipelines.ci.cli import app as ci_app
-from pipelines.consumer.cli import fetch_cmd, pin_cmd
+from pipelines.consumer.cli import check_bundle_cmd, fetch_cmd, pin_cmd
 from pipelines.errors import ModelzooError
 
 app = typer.Typer(
@@ -182,6 +182,7 @@ def repro(
 
 app.command("pin")(pin_cmd)
 app.command("fetch")(fetch_cmd)
+app.command("check-bundle")(check_bundle_cmd)
 
 
 # Third-party noise that buries the stage lines of a run (mmengine's pkg_resources import, mmdet's

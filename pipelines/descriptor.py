@@ -223,6 +223,22 @@ class Reference(Strict):
     exclude: list[str] = []
 
 
+class Autoware(Strict):
+    """The Autoware package whose data folder (and Hugging Face repository) holds this model's files.
+
+    One package may hold several models (tensorrt_yolox does); Autoware reads them from
+    `<data_dir>/<package>/<file>`, downloaded from the Hub repository `<repository>`.
+    """
+
+    package: Name
+    # "<org>/<name>" on the Hugging Face Hub; default AutowareFoundation/<package>.
+    repository: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")] | None = None
+
+    @property
+    def repo_id(self) -> str:
+        return self.repository or f"AutowareFoundation/{self.package}"
+
+
 class Descriptor(Strict):
     name: Name
     algorithm: Name
@@ -238,6 +254,7 @@ class Descriptor(Strict):
     # Task-specific settings (class names, normalization...), checked by the task's own schema.
     task_options: dict[str, Any] = {}
     reference: Reference | None = None
+    autoware: Autoware | None = None
 
     @field_validator("version")
     @classmethod

@@ -28,6 +28,12 @@ def pin_cmd(
     public_key: Annotated[
         str | None, typer.Option(help="The publisher's EC public key (PEM file, relative to the pin file).")
     ] = None,
+    layout: Annotated[
+        str | None, typer.Option(help="model: <dest>/<model>/<file>; autoware: <dest>/<package>/<file>.")
+    ] = None,
+    autoware: Annotated[
+        bool, typer.Option("--autoware", help="Print the release's entries for Autoware's ansible artifacts role.")
+    ] = False,
     pin: PinOpt = Path("modelzoo.yaml"),
 ) -> None:
     """Write or update the pin file, after checking the release, models and target exist in the registry."""
@@ -42,10 +48,16 @@ def pin_cmd(
     changes = dict(
         version=version, models=_csv(models), registry=registry, endpoint_url=endpoint_url,
         target=target, precisions=_csv(precisions), interface=interface, dest=dest, public_key=public_key,
+        layout=layout,
     )  # fmt: skip
     new = updated_pin(current, **changes)
     base = pin.resolve().parent
     release = resolve_release(open_store(new.registry_url(base), new.endpoint_url), new.version, new.verifier(base))
+    if autoware:
+        from pipelines.registry.huggingface import ansible_entries
+
+        typer.echo("\n".join(ansible_entries(release.manifest, new.version, new.models)))
+        return
     if interface is None and current is None:
         # A new pin accepts the release's interface and its later minors (ModelZoo rule X).
         major, minor = (int(x) for x in release.manifest.interface_version.split(".")[:2])
@@ -70,12 +82,17 @@ def fetch_cmd(
         typer.Option("--print-checksums", help="Only print a sha256sum list of what fetch places; download nothing."),
     ] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars (stderr) for files of 16 MiB or more.")] = True,
+    layout: Annotated[
+        str | None, typer.Option(help="Override the pin's layout: model or autoware (<dest>/<package>/<file>).")
+    ] = None,
 ) -> None:
     """Download the pinned models' files for the pinned target, verified (size + sha256), into <dest>/<model>/."""
     from pipelines.consumer.fetch import checksum_lines, fetch, prepare
-    from pipelines.consumer.pin import load_pin
+    from pipelines.consumer.pin import load_pin, updated_pin
 
     spec = load_pin(pin)
+    if layout is not None:
+        spec = updated_pin(spec, layout=layout)
     base = pin.resolve().parent
     if print_checksums:
         _, release, planned, warnings = prepare(spec, base, dest)
@@ -93,3 +110,16 @@ def fetch_cmd(
         f"release {release.requested}{alias}: {len(report.fetched)} file(s) fetched "
         f"({report.bytes_downloaded} bytes), {len(report.up_to_date)} up to date -> {where}"
     )
+
+
+def check_bundle_cmd(
+    folder: Annotated[Path, typer.Argument(help="An Autoware package folder (<data_dir>/<package>).")],
+) -> None:
+    """Verify a package folder that `hf download` or `modelzoo fetch --layout autoware` wrote: every file
+    of the release manifest it carries is there with its sha256 (exit 6 naming the first that is not)."""
+    from pipelines.consumer.layout import check_bundle
+
+    result = check_bundle(folder)
+    for name in result.extra:
+        typer.echo(f"warning: {folder / name}: not a file of release {result.version} (left from another?)", err=True)
+    typer.echo(f"{folder}: {result.package} {result.version}: {len(result.checked)} file(s) match the manifest")

@@ -136,6 +136,54 @@ def plan(release: Release, pin: Pin, dest: Path) -> list[Planned]:
     return planned
 
 
+def plan_autoware(release: Release, pin: Pin, dest: Path) -> list[Planned]:
+    """The autoware layout: each pinned model's portable and ROS files flat in <dest>/<package>/."""
+    from pipelines.consumer.layout import bundle_files
+
+    where = f"release {release.requested}"
+    if pin.target != "onnx":
+        raise ModelzooError(f"{where}: layout autoware takes target onnx (Autoware builds engines), not {pin.target}")
+    by_package: dict[str, list[str]] = {}
+    for name in pin.models:
+        model = release.manifest.models.get(name)
+        if model is None:
+            raise ModelzooError(f"{where}: no model '{name}' (has: {', '.join(sorted(release.manifest.models))})")
+        if model.autoware is None:
+            raise ModelzooError(f"{where}: model '{name}' names no Autoware package (descriptor field autoware)")
+        by_package.setdefault(model.autoware.package, []).append(name)
+    planned = []
+    for package, models in sorted(by_package.items()):
+        root = (dest / package).resolve()
+        for fname, b in bundle_files(release.manifest, package, pin.precisions, models).items():
+            path = (root / fname).resolve()
+            if not path.is_relative_to(root):
+                raise ModelzooError(f"{where}: {package}/{fname} resolves outside {root}")
+            planned.append(Planned(package, b.entry, path))
+    return planned
+
+
+def _records(release: Release, pin: Pin, planned: list[Planned]) -> list[tuple[str, str]]:
+    """What fetch writes beside the artifacts, as (path relative to the destination, text): per model
+    its release record; in the Autoware layout, per package the release manifest and a bundle record
+    (what `modelzoo check-bundle` reads)."""
+    if pin.layout != "autoware":
+        return [
+            (f"{model}/{RELEASE_RECORD}", _record(release, pin, model, [p for p in planned if p.model == model]))
+            for model in pin.models
+        ]
+    from pipelines.consumer.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, bundle_files, bundle_record
+
+    records = []
+    for package in sorted({p.model for p in planned}):
+        models = [m for m in pin.models if (aw := release.manifest.models[m].autoware) and aw.package == package]
+        files = bundle_files(release.manifest, package, pin.precisions, models)
+        records += [
+            (f"{package}/{BUNDLE_MANIFEST}", release.manifest.to_json()),
+            (f"{package}/{BUNDLE_RECORD}", bundle_record(release.manifest, package, files, pin.precisions)),
+        ]
+    return records
+
+
 def _present(p: Planned) -> bool:
     try:
         if not p.dest.is_file() or p.dest.stat().st_size != p.entry.size:
@@ -306,7 +354,8 @@ def prepare(pin: Pin, base: Path, dest: Path | None = None) -> tuple[Store, Rele
     warnings = [warning] if warning else []
     if pin.public_key is None:
         warnings.append(f"release {release.requested}: signature not checked (no public_key in the pin file)")
-    return store, release, plan(release, pin, dest), warnings
+    planner = plan_autoware if pin.layout == "autoware" else plan
+    return store, release, planner(release, pin, dest), warnings
 
 
 def fetch(
@@ -343,11 +392,10 @@ def fetch(
             parts.place(todo)
             report.fetched = [p.rel for p in todo]
         parts.remove()
-        for model in pin.models:
-            record = dest / model / RELEASE_RECORD
-            text = _record(release, pin, model, [p for p in planned if p.model == model])
-            if not record.is_file() or record.read_text() != text:
-                write_text(record, text)
+        for rel, text in _records(release, pin, planned):
+            path = dest / rel
+            if not path.is_file() or path.read_text() != text:
+                write_text(path, text)
     return report
 
 
@@ -355,7 +403,5 @@ def checksum_lines(planned: list[Planned], release: Release, pin: Pin) -> list[s
     """`sha256sum` lines of every file fetch writes (the release records included), paths relative to
     the destination (check with `cd <dest> && sha256sum -c`)."""
     lines = [f"{p.entry.sha256}  {p.rel}" for p in planned]
-    for model in pin.models:
-        text = _record(release, pin, model, [p for p in planned if p.model == model])
-        lines.append(f"{hashlib.sha256(text.encode()).hexdigest()}  {model}/{RELEASE_RECORD}")
+    lines += [f"{hashlib.sha256(text.encode()).hexdigest()}  {rel}" for rel, text in _records(release, pin, planned)]
     return lines

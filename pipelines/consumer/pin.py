@@ -10,6 +10,7 @@ models: [centerpoint, yolox]
 dest: autoware_data                     # where fetch writes <dest>/<model>/<file> (relative: to this file)
 public_key: keys/modelzoo.pub           # the publisher's EC public key (a PEM file, relative: to this file,
                                         # or the PEM itself): fetch refuses a release it did not sign
+layout: model                           # or autoware: <dest>/<package>/<file>, as Autoware's launch files read
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Pin(BaseModel):
     models: list[str]
     dest: str = "autoware_data"
     public_key: str | None = None
+    # "model": <dest>/<model>/<file>; "autoware": <dest>/<autoware package>/<file> (pipelines/consumer/layout.py).
+    layout: Literal["model", "autoware"] = "model"
 
     @field_validator("version")
     @classmethod
@@ -122,6 +125,8 @@ def load_pin(path: Path) -> Pin:
 
 def save_pin(path: Path, pin: Pin) -> None:
     data = pin.model_dump(mode="json", exclude_none=True)
+    if data.get("layout") == "model":
+        del data["layout"]  # the default: pin files written before the field stay as they were
     write_text(Path(path), HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 

@@ -129,6 +129,46 @@ def publish(
     typer.echo(f"release {result.version}: {state}: {what} ({notes})")
 
 
+def publish_hf(
+    version: Annotated[str, typer.Option(help="X.Y.Z: its X.Y.0 files are tagged vX.Y (Z>0 adds no tag).")],
+    hub_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the package repositories are (default: $MODELZOO_HF_URL, else https://huggingface.co)."
+        ),
+    ] = None,
+    packages: Annotated[
+        list[str] | None, typer.Option("--package", help="Only these Autoware packages (default: all).")
+    ] = None,
+    lfs_threshold: Annotated[int, typer.Option(help="Files of this many bytes or more go through git-lfs.")] = 1 << 20,
+    skip_if_no_token: Annotated[
+        bool, typer.Option("--skip-if-no-token", help="Without $HF_TOKEN for an https hub: say so, exit 0.")
+    ] = False,
+    registry: RegistryOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Publish a release to the Hugging Face channel: per Autoware package, a commit and a tag vX.Y (git + LFS)."""
+    from pipelines.registry.huggingface import HUB_URL, TOKEN_ENV, publish_hub
+
+    url = hub_url or os.environ.get("MODELZOO_HF_URL") or HUB_URL
+    token = os.environ.get(TOKEN_ENV) or None
+    if url.startswith("https://") and not token:
+        if skip_if_no_token:
+            typer.echo(f"publish-hf: ${TOKEN_ENV} is not configured: the Hugging Face channel ({url}) is skipped")
+            return
+        raise UsageError(f"publish-hf: ${TOKEN_ENV} is not set: the push to {url} needs a write token")
+    result = publish_hub(
+        _store(registry, endpoint_url), version, hub_url=url, token=token, lfs_threshold=lfs_threshold, only=packages
+    )
+    for r in result.repos:
+        typer.echo(
+            f"  {r.repository} {r.tag}: {r.state} {r.commit[:12]} ({r.files} file(s), {r.lfs_files} via LFS, "
+            f"{r.bytes} bytes new, {r.seconds} s)"
+        )
+    alias = f" (files of {result.released}: a Z>0 release adds no tag)" if result.released != result.version else ""
+    typer.echo(f"release {result.version}{alias}: {len(result.repos)} repository(ies) at {result.tag}")
+
+
 @release_app.command("check")
 def release_check(
     tag: Annotated[str, typer.Argument(help="The tag to check: vX.Y.Z.")],
@@ -387,6 +427,7 @@ def registry_ls(
 def register(app: typer.Typer) -> None:
     """Add the registry commands to the `modelzoo` app."""
     app.command("publish")(publish)
+    app.command("publish-hf")(publish_hf)
     app.command("index")(index)
     app.add_typer(release_app, name="release")
     app.add_typer(registry_app, name="registry")

@@ -18,7 +18,14 @@ from pipelines.buildenv import BUILD_ENVIRONMENT
 from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.fileio import sha256_stream
 from pipelines.registry.fingerprint import fingerprint, onnx_io_names
-from pipelines.registry.manifest import ComponentSig, FileEntry, ModelEntry, TensorSig, artifact_prefix
+from pipelines.registry.manifest import (
+    AutowarePackage,
+    ComponentSig,
+    FileEntry,
+    ModelEntry,
+    TensorSig,
+    artifact_prefix,
+)
 from pipelines.workspace import ModelContext, load_params, model_context
 from pipelines.yamlio import load_yaml
 
@@ -266,6 +273,9 @@ def local_model(ctx: ModelContext) -> LocalModel:
         metrics=measured.metrics,
         latency_ms=measured.latency_ms,
         metric_details=measured.details,
+        autoware=AutowarePackage(package=desc.autoware.package, repository=desc.autoware.repo_id)
+        if desc.autoware
+        else None,
     )
     return LocalModel(entry, local)
 

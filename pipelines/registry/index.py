@@ -10,6 +10,7 @@ import jinja2
 from pipelines.errors import ModelzooError
 from pipelines.registry.charts import chart_name
 from pipelines.registry.history import History, read_history
+from pipelines.registry.huggingface import hub_tag
 from pipelines.registry.manifest import BLEEDING_EDGE, FileEntry, Manifest, ModelEntry
 from pipelines.registry.store import Store
 
@@ -65,6 +66,7 @@ def render_markdown(history: History, template: Path, base_url: str | None = Non
         env.filters["size"] = human_size
         env.filters["num"] = lambda v: f"{v:.4g}"
         env.filters["chart"] = lambda name: f"{charts.rstrip('/')}/{chart_name(name)}" if charts else ""
+        env.filters["hub_tag"] = hub_tag
         return env.get_template(template.name).render(
             rows=_rows(manifests, order, (base_url or "").rstrip("/")),
             releases=[manifests[v] for v in reversed(released)],

@@ -85,6 +85,13 @@ class ComponentSig(Strict):
     outputs: list[TensorSig]
 
 
+class AutowarePackage(Strict):
+    """Where Autoware reads the model: `<data_dir>/<package>/<file>`, from the Hub repository `repository`."""
+
+    package: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    repository: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
 class ModelEntry(Strict):
     name: str
     algorithm: str
@@ -107,6 +114,8 @@ class ModelEntry(Strict):
     latency_ms: dict[str, float] = {}
     # Every scalar metric per endpoint (per-class AP, recall per class...), for the registry's site.
     metric_details: dict[str, dict[str, float]] = {}
+    # None: the model belongs to no Autoware package (no Hugging Face channel, no autoware layout).
+    autoware: AutowarePackage | None = None
 
     @property
     def targets(self) -> list[str]:

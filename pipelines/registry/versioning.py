@@ -65,6 +65,11 @@ def compare_model(old: ModelEntry, new: ModelEntry) -> list[Change]:
                 name, "Y", f"fingerprint changed ({old.fingerprint[:12]} -> {new.fingerprint[:12]}): artifacts differ"
             )
         )
+    if old.autoware != new.autoware:
+        # Where Autoware reads the files (and which Hub repository): a new package adds, a moved one breaks.
+        was, now = (x.repository if x else "none" for x in (old.autoware, new.autoware))
+        level = "Y" if old.autoware is None else "X"
+        changes.append(Change(name, level, f"Autoware package changed ({was} -> {now})"))
     if old.targets != new.targets:
         changes.append(Change(name, "Y", f"targets changed ({', '.join(old.targets)} -> {', '.join(new.targets)})"))
     if not changes:
