@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipelines.consumer.fetch import fetch
-from pipelines.consumer.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, check_bundle
+from pipelines.consumer.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, BUNDLE_SIGNATURE, check_bundle
 from pipelines.consumer.pin import Pin
 from pipelines.descriptor import Autoware, parse_descriptor
 from pipelines.errors import DescriptorError, ModelzooError
@@ -153,3 +153,47 @@ def test_moving_a_model_to_another_package_is_a_major_change(tmp_path: Path) -> 
     ]
     assert [c.level for c in compare_model(one, two)] == ["X"]
     assert [c.level for c in compare_model(one, one)] == ["Z"]
+
+
+def test_signature_travels_with_the_bundle_and_check_bundle_verifies_it(store: LocalStore, tmp_path: Path) -> None:
+    """A signed release fetched in the Autoware layout carries its manifest's signature; `check-bundle
+    --public-key` verifies it before any sha256, and refuses another key, an edited manifest and a
+    folder without the signature (exit 6, one line)."""
+    from tests.consumer_registry import sign_release
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("zoo", "other"):
+        done = subprocess.run(
+            [MODELZOO, "registry", "keygen", str(keys / f"{name}.pem"), str(keys / f"{name}.pub")],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+    sign_release(store, "1.0.0", keys / "zoo.pem")
+    dest = tmp_path / "autoware_data"
+    fetch(pin_for(store, ["alpha"]), tmp_path, dest)
+    folder = dest / "lidar_alpha"
+    assert (folder / BUNDLE_MANIFEST).read_bytes() == store.root.joinpath("releases/1.0.0/manifest.json").read_bytes()
+    assert (folder / BUNDLE_SIGNATURE).read_bytes() == store.root.joinpath(
+        "releases/1.0.0/manifest.json.sig"
+    ).read_bytes()
+
+    def check(key: str) -> subprocess.CompletedProcess[str]:
+        cmd = [MODELZOO, "check-bundle", str(folder), "--public-key", str(keys / key)]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    ok = check("zoo.pub")
+    assert ok.returncode == 0 and "lidar_alpha 1.0.0: 3 file(s) match the manifest" in ok.stdout, ok.stderr
+    wrong = check("other.pub")
+    assert wrong.returncode == 6 and "signed by another key" in wrong.stderr, wrong.stderr
+    manifest = (folder / BUNDLE_MANIFEST).read_bytes()
+    (folder / BUNDLE_MANIFEST).write_bytes(manifest.replace(b'"1.0.0"', b'"1.0.0" ', 1))
+    edited = check("zoo.pub")
+    assert edited.returncode == 6 and "changed after it was signed" in edited.stderr, edited.stderr
+    (folder / BUNDLE_MANIFEST).write_bytes(manifest)
+    (folder / BUNDLE_SIGNATURE).unlink()
+    unsigned = check("zoo.pub")
+    assert unsigned.returncode == 6 and "not found: the release is unsigned" in unsigned.stderr, unsigned.stderr
+    for proc in (wrong, edited, unsigned):
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

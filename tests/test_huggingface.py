@@ -18,15 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.consumer.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, bundle_files
+from pipelines.consumer.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, BUNDLE_SIGNATURE, bundle_files
 from pipelines.registry.huggingface import HubPublish, TagConflict, publish_hub
 from pipelines.registry.manifest import (
     Manifest,
     manifest_path,
 )
+from pipelines.registry.signing import generate_keypair
 from pipelines.registry.store import LocalStore
 from tests.conftest import free_port
-from tests.consumer_registry import Art, standard_files
+from tests.consumer_registry import Art, sign_release, standard_files
 from tests.hf_hub import HF, PACKAGES, LocalHub, missing_tools, put_release, start_hub
 
 pytestmark = pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
@@ -76,6 +77,7 @@ class Published:
     p100: HubPublish
     p110: HubPublish
     refs_after: dict[str, dict[str, str]]
+    public_key: Path
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +109,13 @@ def published(hub: LocalHub, tmp_path_factory: pytest.TempPathFactory) -> Publis
     r100 = put_release(store, "1.0.0", {"alpha": alpha(b"v1"), **same})
     p100 = publish_hub(store, "1.0.0", hub_url=hub.push_url, lfs_threshold=LFS_THRESHOLD)
     r110 = put_release(store, "1.1.0", {"alpha": alpha(b"v2"), **same})
+    # 1.1.0 is signed: its signature travels in the package repositories beside the manifest.
+    keys = tmp_path_factory.mktemp("keys")
+    generate_keypair(keys / "zoo.pem", keys / "zoo.pub")
+    sign_release(store, "1.1.0", keys / "zoo.pem")
     p110 = publish_hub(store, "1.1.0", hub_url=hub.push_url, lfs_threshold=LFS_THRESHOLD)
     after = {p: refs(hub.bare(f"AutowareFoundation/{p}")) for p in sorted(set(PACKAGES.values()))}
-    return Published(hub, store, r100, r110, p100, p110, after)
+    return Published(hub, store, r100, r110, p100, p110, after, keys / "zoo.pub")
 
 
 def test_two_releases_two_tags_with_the_manifest_bytes(published: Published, tmp_path: Path) -> None:
@@ -126,12 +132,16 @@ def test_two_releases_two_tags_with_the_manifest_bytes(published: Published, tmp
         want = {n: b.entry.sha256 for n, b in bundle_files(manifest, "lidar_alpha").items()}
         tree = sha256_tree(dest)
         assert {n: tree[n] for n in want} == want  # every file of the package, byte-identical
-        # Nothing else (no engine, no provenance); the model card kept.
-        assert set(tree) == {*want, BUNDLE_MANIFEST, BUNDLE_RECORD, "README.md"}
+        # Nothing else (no engine, no provenance); the model card kept; the signature of a signed release.
+        signed = manifest.version == "1.1.0"
+        assert set(tree) == {*want, BUNDLE_MANIFEST, BUNDLE_RECORD, "README.md"} | (
+            {BUNDLE_SIGNATURE} if signed else set()
+        )
         assert (dest / BUNDLE_MANIFEST).read_bytes() == published.store.open_read(
             manifest_path(manifest.version)
         ).read()
-        checked = run_cli("check-bundle", str(dest))
+        key = ["--public-key", str(published.public_key)] if signed else []
+        checked = run_cli("check-bundle", str(dest), *key)
         assert checked.returncode == 0, checked.stderr
         assert f"lidar_alpha {manifest.version}: {len(want)} file(s) match" in checked.stdout
         got[revision] = tree

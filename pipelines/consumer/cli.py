@@ -114,12 +114,19 @@ def fetch_cmd(
 
 def check_bundle_cmd(
     folder: Annotated[Path, typer.Argument(help="An Autoware package folder (<data_dir>/<package>).")],
+    public_key: Annotated[
+        str | None,
+        typer.Option(help="The publisher's EC public key (PEM file): the carried manifest must be signed by it."),
+    ] = None,
 ) -> None:
-    """Verify a package folder that `hf download` or `modelzoo fetch --layout autoware` wrote: every file
-    of the release manifest it carries is there with its sha256 (exit 6 naming the first that is not)."""
+    """Verify a package folder that `hf download` or `modelzoo fetch --layout autoware` wrote: with
+    --public-key the manifest it carries is signed by that key; every file of that manifest is there
+    with its sha256 (exit 6 naming the first that is not)."""
     from pipelines.consumer.layout import check_bundle
+    from pipelines.registry.signing import load_verifier
 
-    result = check_bundle(folder)
+    verifier = load_verifier(public_key, Path.cwd(), "--public-key") if public_key else None
+    result = check_bundle(folder, verifier)
     for name in result.extra:
         typer.echo(f"warning: {folder / name}: not a file of release {result.version} (left from another?)", err=True)
     typer.echo(f"{folder}: {result.package} {result.version}: {len(result.checked)} file(s) match the manifest")

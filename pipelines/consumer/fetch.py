@@ -21,7 +21,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -31,7 +31,7 @@ from pipelines.consumer.targets import select_files
 from pipelines.errors import ModelzooError
 from pipelines.fileio import CHUNK, read_capped, sha256_file, write_text
 from pipelines.registry.manifest import MAX_MANIFEST_BYTES, FileEntry, Manifest, manifest_path, parse_manifest
-from pipelines.registry.signing import Verifier, verify_manifest
+from pipelines.registry.signing import Verifier, read_signature, verify_manifest
 from pipelines.registry.store import RegistryError, Store, open_store
 
 PROGRESS_MIN = 16 << 20
@@ -55,6 +55,10 @@ class Release:
     requested: str
     resolved: str
     manifest_bytes: int
+    # The exact bytes of the resolved manifest, and its signature (read for the Autoware layout, whose
+    # package folders carry both so that `check-bundle --public-key` can verify them later).
+    manifest_data: bytes = b""
+    signature: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class FetchReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_manifest(store: Store, version: str, verifier: Verifier | None = None) -> tuple[Manifest, int]:
+def read_manifest(store: Store, version: str, verifier: Verifier | None = None) -> tuple[Manifest, bytes]:
     """One GET (no listing, no HEAD: an HTTP registry serves neither), capped in size; with a pinned
     public key, its signature is verified over these bytes before anything in them is read."""
     key = manifest_path(version)
@@ -95,14 +99,14 @@ def read_manifest(store: Store, version: str, verifier: Verifier | None = None) 
         raise RegistryError(str(err)) from None
     if manifest.version != version:
         raise RegistryError(f"{where}: says version {manifest.version}, expected {version}")
-    return manifest, len(data)
+    return manifest, data
 
 
 def resolve_release(store: Store, version: str, verifier: Verifier | None = None) -> Release:
     """The manifest of `version`, following a Z>0 release's alias to the X.Y.0 that holds the files."""
-    manifest, size = read_manifest(store, version, verifier)
+    manifest, data = read_manifest(store, version, verifier)
     if manifest.alias_of is None:
-        return Release(manifest, version, version, size)
+        return Release(manifest, version, version, len(data), data)
     where = f"{store.url}/{manifest_path(version)}"
     try:
         target = check_version(manifest.alias_of)
@@ -111,7 +115,7 @@ def resolve_release(store: Store, version: str, verifier: Verifier | None = None
     aliased, more = read_manifest(store, target, verifier)
     if aliased.alias_of is not None:
         raise RegistryError(f"{where}: alias_of {target}, itself an alias of {aliased.alias_of} (one hop only)")
-    return Release(aliased, version, target, size + more)
+    return Release(aliased, version, target, len(data) + len(more), more)
 
 
 def plan(release: Release, pin: Pin, dest: Path) -> list[Planned]:
@@ -171,16 +175,24 @@ def _records(release: Release, pin: Pin, planned: list[Planned]) -> list[tuple[s
             (f"{model}/{RELEASE_RECORD}", _record(release, pin, model, [p for p in planned if p.model == model]))
             for model in pin.models
         ]
-    from pipelines.consumer.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, bundle_files, bundle_record
+    from pipelines.consumer.layout import (
+        BUNDLE_MANIFEST,
+        BUNDLE_RECORD,
+        BUNDLE_SIGNATURE,
+        bundle_files,
+        bundle_record,
+    )
 
     records = []
     for package in sorted({p.model for p in planned}):
         models = [m for m in pin.models if (aw := release.manifest.models[m].autoware) and aw.package == package]
         files = bundle_files(release.manifest, package, pin.precisions, models)
         records += [
-            (f"{package}/{BUNDLE_MANIFEST}", release.manifest.to_json()),
+            (f"{package}/{BUNDLE_MANIFEST}", release.manifest_data.decode()),
             (f"{package}/{BUNDLE_RECORD}", bundle_record(release.manifest, package, files, pin.precisions)),
         ]
+        if release.signature is not None:
+            records.append((f"{package}/{BUNDLE_SIGNATURE}", release.signature.decode()))
     return records
 
 
@@ -354,8 +366,10 @@ def prepare(pin: Pin, base: Path, dest: Path | None = None) -> tuple[Store, Rele
     warnings = [warning] if warning else []
     if pin.public_key is None:
         warnings.append(f"release {release.requested}: signature not checked (no public_key in the pin file)")
-    planner = plan_autoware if pin.layout == "autoware" else plan
-    return store, release, planner(release, pin, dest), warnings
+    if pin.layout == "autoware":
+        release = replace(release, signature=read_signature(store, release.resolved))
+        return store, release, plan_autoware(release, pin, dest), warnings
+    return store, release, plan(release, pin, dest), warnings
 
 
 def fetch(

@@ -30,11 +30,14 @@ from pathlib import Path
 from pipelines.errors import ModelzooError
 from pipelines.fileio import sha256_file
 from pipelines.registry.manifest import FileEntry, Manifest, parse_manifest
+from pipelines.registry.signing import SIGNATURE_SUFFIX, Verifier
 
 BUNDLE_RECORD = "modelzoo-release.json"
 BUNDLE_MANIFEST = "modelzoo-manifest.json"
+# The release manifest's signature, as the registry holds it beside the manifest (where it is signed).
+BUNDLE_SIGNATURE = BUNDLE_MANIFEST + SIGNATURE_SUFFIX
 # Files that are not artifacts: ours, what git / `hf download` put beside them, and the Hub's model card.
-RESERVED = (BUNDLE_RECORD, BUNDLE_MANIFEST, ".gitattributes", "README.md")
+RESERVED = (BUNDLE_RECORD, BUNDLE_MANIFEST, BUNDLE_SIGNATURE, ".gitattributes", "README.md")
 PORTABLE, ROS = "onnx", "ros"
 
 
@@ -105,10 +108,14 @@ def bundle_record(
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-# Where the provenance work's signature check plugs in: called with the bundle folder and the exact
-# manifest bytes before anything else is trusted. Unsigned releases: nothing to check yet.
-def check_manifest_signature(folder: Path, manifest_bytes: bytes) -> None:
-    return None
+def check_manifest_signature(folder: Path, manifest_bytes: bytes, verifier: Verifier | None) -> None:
+    """With a pinned public key, the manifest the folder carries must be signed by it (its signature
+    travels beside it), before any sha256 in it is trusted; a missing signature is refused too."""
+    if verifier is None:
+        return
+    sig_path = folder / BUNDLE_SIGNATURE
+    signature = sig_path.read_bytes() if sig_path.is_file() else None
+    verifier.verify(manifest_bytes, signature, str(folder / BUNDLE_MANIFEST))
 
 
 @dataclass
@@ -119,7 +126,7 @@ class BundleCheck:
     extra: list[str] = field(default_factory=list)
 
 
-def check_bundle(folder: Path) -> BundleCheck:
+def check_bundle(folder: Path, verifier: Verifier | None = None) -> BundleCheck:
     """Verify an Autoware package folder (from `hf download` or `modelzoo fetch --layout autoware`) against
     the release manifest it carries: every file the release puts there is present with its sha256."""
     folder = Path(folder)
@@ -131,7 +138,7 @@ def check_bundle(folder: Path) -> BundleCheck:
     except (OSError, ValueError, KeyError, TypeError) as err:
         why = f"{type(err).__name__} reading {BUNDLE_MANIFEST} + {BUNDLE_RECORD}"
         raise BundleError(f"{folder}: not a modelzoo bundle ({why})") from None
-    check_manifest_signature(folder, data)
+    check_manifest_signature(folder, data, verifier)
     try:
         manifest = parse_manifest(data, str(mpath))
     except ValueError as err:

@@ -37,6 +37,7 @@ import semver
 from pipelines.consumer.layout import (
     BUNDLE_MANIFEST,
     BUNDLE_RECORD,
+    BUNDLE_SIGNATURE,
     RESERVED,
     BundleFile,
     bundle_files,
@@ -48,6 +49,7 @@ from pipelines.errors import ModelzooError
 from pipelines.fileio import CHUNK
 from pipelines.registry.manifest import Manifest, manifest_path, parse_manifest
 from pipelines.registry.releases import check_version
+from pipelines.registry.signing import read_signature
 from pipelines.registry.store import RegistryError, Store
 
 log = logging.getLogger(__name__)
@@ -237,6 +239,8 @@ def _commit(plan: _Plan, store: Store, manifest: Manifest, manifest_bytes: bytes
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         _copy_verified(store, b, folder / name)
     (folder / BUNDLE_MANIFEST).write_bytes(manifest_bytes)
+    if (signature := read_signature(store, manifest.version)) is not None:
+        (folder / BUNDLE_SIGNATURE).write_bytes(signature)
     (folder / BUNDLE_RECORD).write_text(bundle_record(manifest, plan.package, plan.files))
     git.run("add", "-A")
     models = sorted({b.model for b in plan.files.values()})
