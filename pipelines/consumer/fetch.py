@@ -29,9 +29,10 @@ from pipelines.consumer.compat import RELEASE_RECORD, check_interface
 from pipelines.consumer.pin import Pin, check_version
 from pipelines.consumer.targets import select_files
 from pipelines.errors import ModelzooError
-from pipelines.fileio import CHUNK, read_capped, sha256_file, write_text
-from pipelines.registry.manifest import MAX_MANIFEST_BYTES, FileEntry, Manifest, manifest_path, parse_manifest
-from pipelines.registry.signing import Verifier, read_signature, verify_manifest
+from pipelines.fileio import CHUNK, sha256_file, write_text
+from pipelines.registry.manifest import FileEntry, Manifest, manifest_path
+from pipelines.registry.releases import fetch_manifest
+from pipelines.registry.signing import Verifier, read_signature
 from pipelines.registry.store import RegistryError, Store, open_store
 
 PROGRESS_MIN = 16 << 20
@@ -82,29 +83,9 @@ class FetchReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_manifest(store: Store, version: str, verifier: Verifier | None = None) -> tuple[Manifest, bytes]:
-    """One GET (no listing, no HEAD: an HTTP registry serves neither), capped in size; with a pinned
-    public key, its signature is verified over these bytes before anything in them is read."""
-    key = manifest_path(version)
-    where = f"{store.url}/{key}"
-    with store.open_read(key) as f:
-        data = read_capped(f, MAX_MANIFEST_BYTES)
-    if data is None:
-        raise RegistryError(f"{where}: larger than {MAX_MANIFEST_BYTES >> 20} MiB, not a manifest")
-    if verifier is not None:
-        verify_manifest(store, version, data, verifier)
-    try:
-        manifest = parse_manifest(data, f"{where}: invalid manifest")
-    except ValueError as err:
-        raise RegistryError(str(err)) from None
-    if manifest.version != version:
-        raise RegistryError(f"{where}: says version {manifest.version}, expected {version}")
-    return manifest, data
-
-
 def resolve_release(store: Store, version: str, verifier: Verifier | None = None) -> Release:
     """The manifest of `version`, following a Z>0 release's alias to the X.Y.0 that holds the files."""
-    manifest, data = read_manifest(store, version, verifier)
+    manifest, data = fetch_manifest(store, version, verifier)
     if manifest.alias_of is None:
         return Release(manifest, version, version, len(data), data)
     where = f"{store.url}/{manifest_path(version)}"
@@ -112,7 +93,7 @@ def resolve_release(store: Store, version: str, verifier: Verifier | None = None
         target = check_version(manifest.alias_of)
     except ValueError as err:
         raise RegistryError(f"{where}: alias_of {err}") from None
-    aliased, more = read_manifest(store, target, verifier)
+    aliased, more = fetch_manifest(store, target, verifier)
     if aliased.alias_of is not None:
         raise RegistryError(f"{where}: alias_of {target}, itself an alias of {aliased.alias_of} (one hop only)")
     return Release(aliased, version, target, len(data) + len(more), more)

@@ -201,22 +201,13 @@ class VerifiedRelease:
 def verify_release(store: Store, version: str, verifier: Verifier) -> VerifiedRelease:
     """What an auditor checks: the signature of the release (and of the X.Y.0 an alias names) over the
     manifest bytes, then every file's size and sha256. Raises SignatureError / RegistryError (exit 6)."""
-    from pipelines.registry.manifest import parse_manifest
-    from pipelines.registry.signing import verify_manifest
+    from pipelines.registry.releases import fetch_manifest
 
     lines: list[str] = []
     manifest: Manifest | None = None
     for hop in range(2):
         key = manifest_path(version)
-        with store.open_read(key) as stream:
-            data = stream.read()
-        verify_manifest(store, version, data, verifier)  # before anything in it is trusted
-        try:
-            manifest = parse_manifest(data, f"{store.url}/{key}")
-        except ValueError as err:
-            raise RegistryError(str(err)) from None
-        if manifest.version != version:
-            raise RegistryError(f"{store.url}/{key}: says version {manifest.version}, expected {version}")
+        manifest, _ = fetch_manifest(store, version, verifier)  # the signature before anything in it is trusted
         lines.append(f"{key}: signature valid")
         if manifest.alias_of is None:
             break

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import semver
 
 from pipelines.errors import ModelzooError, UsageError
-from pipelines.registry.manifest import BLEEDING_EDGE, Manifest, manifest_path, read_manifest_json
+from pipelines.registry.manifest import (
+    BLEEDING_EDGE,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    manifest_path,
+    parse_manifest,
+    read_manifest_json,
+)
 from pipelines.registry.store import RegistryError, Store
+
+if TYPE_CHECKING:
+    from pipelines.registry.signing import Verifier
 
 _MANIFEST_KEY = re.compile(r"^releases/([^/]+)/manifest\.json$")
 
@@ -35,6 +46,30 @@ def read_manifest(store: Store, version: str) -> Manifest | None:
     if manifest.version != version:
         raise RegistryError(f"{store.url}/{key}: version '{manifest.version}' does not match its path")
     return manifest
+
+
+def fetch_manifest(store: Store, version: str, verifier: Verifier | None = None) -> tuple[Manifest, bytes]:
+    """What a consumer or auditor reads: one GET (no listing, no HEAD: an HTTP registry serves
+    neither), capped in size; with a pinned public key, its signature is verified over these bytes
+    before anything in them is read. Returns the manifest and its exact bytes."""
+    from pipelines.fileio import read_capped
+    from pipelines.registry.signing import verify_manifest
+
+    key = manifest_path(version)
+    where = f"{store.url}/{key}"
+    with store.open_read(key) as f:
+        data = read_capped(f, MAX_MANIFEST_BYTES)
+    if data is None:
+        raise RegistryError(f"{where}: larger than {MAX_MANIFEST_BYTES >> 20} MiB, not a manifest")
+    if verifier is not None:
+        verify_manifest(store, version, data, verifier)
+    try:
+        manifest = parse_manifest(data, f"{where}: invalid manifest")
+    except ValueError as err:
+        raise RegistryError(str(err)) from None
+    if manifest.version != version:
+        raise RegistryError(f"{where}: says version {manifest.version}, expected {version}")
+    return manifest, data
 
 
 def require_manifest(store: Store, version: str) -> Manifest:
