@@ -94,7 +94,8 @@ jobs:
 """
 
 
-def test_player_plays_run_steps_matrix_and_artifacts(tmp_path: Path) -> None:
+def _origin_with_one_commit(tmp_path: Path) -> tuple[Path, str]:
+    """A bare origin whose main holds one empty commit, and that commit's sha."""
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
     src = tmp_path / "src"
@@ -106,6 +107,11 @@ def test_player_plays_run_steps_matrix_and_artifacts(tmp_path: Path) -> None:
     ):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=src, check=True)
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True).stdout.strip()
+    return origin, sha
+
+
+def test_player_plays_run_steps_matrix_and_artifacts(tmp_path: Path) -> None:
+    origin, sha = _origin_with_one_commit(tmp_path)
     wf = tmp_path / "toy.yml"
     wf.write_text(WORKFLOW)
     player = Player(origin, tmp_path / "runs", variables={"WHO": "zoo"}, replace={"setup": ("local venv", {})})
@@ -162,17 +168,7 @@ def test_rehearse_release_end_to_end(tmp_path: Path) -> None:
 
 def test_player_passes_secrets_to_steps(tmp_path: Path) -> None:
     """The rehearsal hands the workflows a test signing key as the secret MODELZOO_SIGNING_KEY."""
-    origin = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
-    src = tmp_path / "src"
-    src.mkdir()
-    for args in (
-        ["init", "-q", "-b", "main"],
-        ["commit", "-q", "--allow-empty", "-m", "x"],
-        ["push", "-q", str(origin), "main"],
-    ):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=src, check=True)
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True).stdout.strip()
+    origin, sha = _origin_with_one_commit(tmp_path)
     wf = tmp_path / "secret.yml"
     wf.write_text(
         "name: s\non:\n  push:\n    branches: [main]\njobs:\n  one:\n    runs-on: ubuntu-24.04\n    steps:\n"
