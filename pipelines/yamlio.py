@@ -95,3 +95,15 @@ def load_yaml(path: Path, where: str | None = None, error: type[ModelzooError] =
     if data is None:
         raise error(f"{where}: larger than {MAX_YAML_BYTES >> 20} MiB: not a file this tool reads")
     return parse_yaml(data, where, error)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """SafeDumper that writes a value referenced twice out twice: the loader above refuses anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: Any, **options: Any) -> str:
+    """YAML text the tool's own loader reads back (no anchors or aliases); options as yaml.dump's."""
+    return yaml.dump(data, Dumper=_PlainDumper, **options)

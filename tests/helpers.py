@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from pipelines.yamlio import dump_yaml
+
 REPO = Path(__file__).resolve().parents[1]
 CLASSIFIER = "calibration_status"
 BIN = Path(sys.executable).parent
@@ -23,7 +25,7 @@ def read_yaml(path: Path) -> Any:
 
 def write_yaml(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(dump_yaml(data, sort_keys=False))
 
 
 def tiny_descriptor(name: str, size: int = 16, reference: bool = True) -> dict[str, Any]:

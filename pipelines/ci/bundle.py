@@ -16,11 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipelines.errors import ModelzooError, UsageError
 from pipelines.fileio import atomic_path
-from pipelines.yamlio import load_yaml
+from pipelines.yamlio import dump_yaml, load_yaml
 
 LOCK = "dvc.lock"
 META = "bundle.json"
@@ -128,5 +126,5 @@ def merge_bundles(root: Path, bundles: list[Path]) -> list[str]:
         ignore_outputs(root, meta.get("cached", []))
         merged.append(meta["model"])
     with atomic_path(lock_path) as tmp:
-        tmp.write_text(yaml.safe_dump(lock, sort_keys=False, width=1_000))
+        tmp.write_text(dump_yaml(lock, sort_keys=False, width=1_000))
     return sorted(merged)

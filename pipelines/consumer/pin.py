@@ -21,7 +21,6 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import semver
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from pipelines.consumer.compat import InterfaceRange
@@ -29,7 +28,7 @@ from pipelines.errors import UsageError
 from pipelines.fileio import write_text
 from pipelines.registry.manifest import BLEEDING_EDGE
 from pipelines.registry.signing import Verifier, load_verifier
-from pipelines.yamlio import load_yaml
+from pipelines.yamlio import dump_yaml, load_yaml
 
 PIN_FILE = "modelzoo.yaml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -127,7 +126,7 @@ def save_pin(path: Path, pin: Pin) -> None:
     data = pin.model_dump(mode="json", exclude_none=True)
     if data.get("layout") == "model":
         del data["layout"]  # the default: pin files written before the field stay as they were
-    write_text(Path(path), HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    write_text(Path(path), HEADER + dump_yaml(data, sort_keys=False, default_flow_style=None))
 
 
 def updated_pin(current: Pin | None, **changes: object) -> Pin:
