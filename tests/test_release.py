@@ -79,10 +79,21 @@ def test_added_model_needs_y_and_removed_model_needs_x(repo: Path, released: tup
 
 
 def test_changed_io_signature_needs_x(repo: Path, released: tuple[Registry, Manifest]) -> None:
+    """An output renamed in the descriptor and in the exported file (as a re-export gives; a descriptor
+    edit alone is refused before publishing)."""
+    import onnx
+
     def rename_output(d: dict) -> None:  # type: ignore[type-arg]
         d["components"][0]["outputs"][0]["name"] = "logits"
 
     _edit_descriptor(repo, rename_output)
+    path = repo / "artifacts" / MODEL / "onnx" / "calibration_classifier.onnx"
+    model = onnx.load(str(path))
+    old = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = ["logits" if o == old else o for o in node.output]
+    model.graph.output[0].name = "logits"
+    onnx.save(model, str(path))
     level, reasons = _check(repo, released[1])
     assert level == "X" and f"X {MODEL}: I/O signature changed (calibration_classifier)" in reasons
 
