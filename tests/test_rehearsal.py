@@ -24,6 +24,17 @@ CTX = {
 }
 
 
+def test_a_missing_variable_is_an_empty_string_in_env() -> None:
+    """As on GitHub: `${{ vars.UNSET }}` in an env block is "", so `if [ -z "$X" ]` and `x or default`
+    behave alike here and there (it was "None", which sent publish-hf to a hub named None)."""
+    from pipelines.ci.expressions import text_of
+
+    ctx = {"vars": {"SET": "s3://b"}, "secrets": {}}
+    assert text_of("${{ vars.UNSET }}", ctx) == text_of("${{ secrets.HF_TOKEN }}", ctx) == ""
+    assert text_of("${{ vars.SET }}", ctx) == "s3://b"
+    assert text_of("${{ true }}", ctx) == "true"
+
+
 def test_expressions() -> None:
     assert value_of("${{ fromJSON(needs.plan.outputs.matrix) }}", CTX) == {
         "include": [{"model": "a", "arch": "x86_64"}]

@@ -204,6 +204,11 @@ def condition(expr: str | bool | None, context: dict[str, Any], status: str = "s
     return value
 
 
+def text_of(raw: Any, context: dict[str, Any]) -> str:
+    """A YAML value as the runner puts it in an env variable or output: a missing `vars.X` is "", not "None"."""
+    return _text(value_of(raw, context))
+
+
 def value_of(raw: Any, context: dict[str, Any]) -> Any:
     """A YAML value that may be a whole expression (e.g. `matrix: ${{ fromJSON(...) }}`) keeps its type."""
     if isinstance(raw, str):

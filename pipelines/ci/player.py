@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.ci.expressions import condition, substitute, value_of
+from pipelines.ci.expressions import condition, substitute, text_of, value_of
 from pipelines.ci.outputs import parse_outputs
 from pipelines.errors import ModelzooError
 from pipelines.yamlio import load_yaml
@@ -237,7 +237,7 @@ class Player:
         ctx = {**ctx, "matrix": leg, "steps": {}}
         env = {**self.env}
         for scope in (wf.get("env") or {}, spec.get("env") or {}):
-            env.update({k: str(value_of(v, {**ctx, "env": env})) for k, v in scope.items()})
+            env.update({k: text_of(v, {**ctx, "env": env}) for k, v in scope.items()})
         extra_path: list[str] = []
         status = "success"
         for i, step in enumerate(spec.get("steps", [])):
@@ -263,7 +263,7 @@ class Player:
             if rec.outcome == "failure" and not step.get("continue-on-error"):
                 status = "failure"
         job.outcome = status
-        job.outputs = {k: str(value_of(v, ctx)) for k, v in (spec.get("outputs") or {}).items()}
+        job.outputs = {k: text_of(v, ctx) for k, v in (spec.get("outputs") or {}).items()}
         return job
 
     def _uses(self, base: Path, ws: Path, step: dict[str, Any], ctx: dict[str, Any], job: Job) -> Step:
@@ -301,7 +301,7 @@ class Player:
         out_file.touch()
         path_file.touch()
         github = ctx["github"]
-        step_env = {k: str(value_of(v, ctx)) for k, v in (step.get("env") or {}).items()}
+        step_env = {k: text_of(v, ctx) for k, v in (step.get("env") or {}).items()}
         full = {
             **os.environ,
             **env,
