@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MODEL_CARD = "README.md"
+
 
 def reference_module(ctx: ModelContext) -> ModuleType:
     ref = ctx.descriptor.reference
@@ -53,8 +55,11 @@ def recipe(ctx: ModelContext) -> dict[str, Any]:
     desc = ctx.descriptor
     ref = desc.reference
     where = f"models/{ctx.name}/model.yaml: reference.exclude"
+    # The model card (README.md) is documentation; .dvcignore hides it from the DVC graph as well.
     files = sorted(
-        p for p in ctx.dir.rglob("*") if p.is_file() and p.name != DESCRIPTOR_FILE and "__pycache__" not in p.parts
+        p
+        for p in ctx.dir.rglob("*")
+        if p.is_file() and p.name != DESCRIPTOR_FILE and p != ctx.dir / MODEL_CARD and "__pycache__" not in p.parts
     )
     names = [p.relative_to(ctx.dir).as_posix() for p in files]
     exclude = ref.exclude if ref else []
