@@ -129,7 +129,7 @@ def check_command(line: str) -> str | None:
     options = {"--help"} | {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
     for word in rest:
         flag = word.strip("[],").split("=")[0]
-        if flag.startswith("--") and flag not in options:
+        if re.match(r"--?[a-z]", flag) and flag not in options:
             return f"`{name}` has no option {flag} (options: {', '.join(sorted(options))})"
     return None
 
@@ -205,6 +205,7 @@ See [the guide](guide-that-is-not-here.md), [a heading](../README.md#no-such-hea
 modelzoo publish --channel bleedingedge --no-such-flag
 modelzoo registry lss
 modelzoo frobnicate yolox
+modelzoo release diff 1.2.0 1.3.0 -x notes.md
 ```
 """
     found = problems(bad, where)
@@ -215,7 +216,8 @@ modelzoo frobnicate yolox
     assert any("`modelzoo publish` has no option --no-such-flag" in p for p in found), found
     assert any("`modelzoo registry lss`: no such command" in p for p in found), found
     assert any("`modelzoo frobnicate`: no such command" in p for p in found), found
-    assert len(found) == 7, found
+    assert any("`modelzoo release diff` has no option -x" in p for p in found), found
+    assert len(found) == 8, found
     good = """# Title
 
 [README](../README.md), `pipelines/cli.py`, `models/<name>/model.yaml`, `s3://bucket/prefix`, `net.py:build`,
@@ -225,6 +227,7 @@ modelzoo frobnicate yolox
 modelzoo fetch --pin modelzoo.yaml \\
     --dest DIR   # a comment --not-a-flag
 modelzoo registry ls releases/
+modelzoo release diff 1.2.0 1.3.0 -o notes.md
 .venv/bin/modelzoo repro
 modelzoo <stage> <model>
 ```
