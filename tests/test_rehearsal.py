@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.ci.expressions import condition, substitute, value_of
-from pipelines.ci.player import Player, load_workflow
 from pipelines.errors import UsageError
+from scripts.actions_player.expressions import condition, substitute, value_of
+from scripts.actions_player.player import Player, load_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ CTX = {
 def test_a_missing_variable_is_an_empty_string_in_env() -> None:
     """As on GitHub: `${{ vars.UNSET }}` in an env block is "", so `if [ -z "$X" ]` and `x or default`
     behave alike here and there (it was "None", which sent publish-hf to a hub named None)."""
-    from pipelines.ci.expressions import text_of
+    from scripts.actions_player.expressions import text_of
 
     ctx = {"vars": {"SET": "s3://b"}, "secrets": {}}
     assert text_of("${{ vars.UNSET }}", ctx) == text_of("${{ secrets.HF_TOKEN }}", ctx) == ""
