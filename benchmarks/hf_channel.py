@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +24,7 @@ from pipelines.consumer.layout import check_bundle, packages  # noqa: E402
 from pipelines.registry.huggingface import publish_hub  # noqa: E402
 from pipelines.registry.releases import require_manifest  # noqa: E402
 from pipelines.registry.store import open_store  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.hf_hub import HF, start_hub  # noqa: E402
+from scripts.local_hub import start_hub  # noqa: E402
 
 
 def main() -> int:
@@ -39,7 +37,7 @@ def main() -> int:
     store = open_store(args.registry, None)
     out: dict[str, object] = {"versions": {}}
     with tempfile.TemporaryDirectory(prefix="hf-bench-") as tmp:
-        hub = start_hub(Path(tmp) / "hub", free_port())
+        hub = start_hub(Path(tmp) / "hub")
         try:
             for version in args.version:
                 manifest = require_manifest(store, version)
@@ -54,8 +52,9 @@ def main() -> int:
                 for r in result.repos:
                     dest = Path(tmp) / "dl" / version / r.package
                     t0 = time.monotonic()
-                    subprocess.run([str(HF), "download", r.repository, "--revision", r.tag, "--local-dir", str(dest)],
-                                   env=hub.env(Path(tmp) / "home"), check=True, capture_output=True)  # fmt: skip
+                    done = hub.download(r.repository, r.tag, dest, Path(tmp) / "home")
+                    if done.returncode != 0:
+                        raise SystemExit(f"hf download {r.repository} --revision {r.tag}: {done.stderr[-300:]}")
                     seconds = time.monotonic() - t0
                     checked = check_bundle(dest)
                     size = sum((dest / n).stat().st_size for n in checked.checked)

@@ -26,9 +26,9 @@ from pipelines.registry.manifest import (
 )
 from pipelines.registry.signing import generate_keypair
 from pipelines.registry.store import LocalStore
-from tests.conftest import free_port
+from scripts.local_hub import LocalHub, missing_tools, start_hub
 from tests.consumer_registry import Art, sign_release, standard_files
-from tests.hf_hub import HF, PACKAGES, LocalHub, missing_tools, put_release, start_hub
+from tests.hf_hub import PACKAGES, put_release
 
 pytestmark = pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
 
@@ -48,18 +48,6 @@ def sha256_tree(folder: Path) -> dict[str, str]:
 def alpha(salt: bytes) -> list[Art]:
     """standard_files, plus an int8 variant in its precision folder as the real manifests name them."""
     return [*standard_files("alpha", salt), Art("int8/alpha.onnx", "onnx", b"int8:" + salt * 900, "int8")]
-
-
-def refs(bare: Path) -> dict[str, str]:
-    out = subprocess.run(["git", "show-ref"], cwd=bare, capture_output=True, text=True).stdout
-    return {ref: sha for sha, ref in (line.split() for line in out.splitlines())}
-
-
-def hf_download(hub: LocalHub, repo: str, revision: str, dest: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(HF), "download", repo, "--revision", revision, "--local-dir", str(dest)],
-        env=hub.env(home), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -82,7 +70,7 @@ class Published:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
-    hub = start_hub(tmp_path_factory.mktemp("hub"), free_port())
+    hub = start_hub(tmp_path_factory.mktemp("hub"))
     try:
         yield hub
     finally:
@@ -114,7 +102,7 @@ def published(hub: LocalHub, tmp_path_factory: pytest.TempPathFactory) -> Publis
     generate_keypair(keys / "zoo.pem", keys / "zoo.pub")
     sign_release(store, "1.1.0", keys / "zoo.pem")
     p110 = publish_hub(store, "1.1.0", hub_url=hub.push_url, lfs_threshold=LFS_THRESHOLD)
-    after = {p: refs(hub.bare(f"AutowareFoundation/{p}")) for p in sorted(set(PACKAGES.values()))}
+    after = {p: hub.refs(f"AutowareFoundation/{p}") for p in sorted(set(PACKAGES.values()))}
     return Published(hub, store, r100, r110, p100, p110, after, keys / "zoo.pub")
 
 
@@ -127,7 +115,7 @@ def test_two_releases_two_tags_with_the_manifest_bytes(published: Published, tmp
     got = {}
     for revision, manifest in (("v1.0", published.r100), ("v1.1", published.r110)):
         dest = tmp_path / revision / "lidar_alpha"
-        done = hf_download(hub, "AutowareFoundation/lidar_alpha", revision, dest, tmp_path / "hf-home")
+        done = hub.download("AutowareFoundation/lidar_alpha", revision, dest, tmp_path / "hf-home")
         assert done.returncode == 0, done.stderr[-500:]
         want = {n: b.entry.sha256 for n, b in bundle_files(manifest, "lidar_alpha").items()}
         tree = sha256_tree(dest)
@@ -183,7 +171,7 @@ def test_unchanged_package_gets_its_tag_on_the_same_commit(published: Published,
     assert alpha["refs/tags/v1.1"] != alpha["refs/tags/v1.0"]
     # Both models of the package, and the bytes of 1.0.0 under v1.1.
     dest = tmp_path / "pkg_two"
-    done = hf_download(published.hub, "AutowareFoundation/pkg_two", "v1.1", dest, tmp_path / "home")
+    done = published.hub.download("AutowareFoundation/pkg_two", "v1.1", dest, tmp_path / "home")
     assert done.returncode == 0, done.stderr[-500:]
     want = {n: b.entry.sha256 for n, b in bundle_files(published.r110, "pkg_two").items()}
     assert {"beta.onnx", "gamma.onnx", "beta.param.yaml", "gamma.param.yaml"} <= set(want)
@@ -202,7 +190,7 @@ def test_republish_and_patch_release_move_nothing(published: Published) -> None:
     assert patch.returncode == 0, patch.stderr
     assert "files of 1.1.0: a Z>0 release adds no tag" in patch.stdout and "unchanged" in patch.stdout
     for pkg, before in published.refs_after.items():
-        assert refs(hub.bare(f"AutowareFoundation/{pkg}")) == before
+        assert hub.refs(f"AutowareFoundation/{pkg}") == before
 
 
 def test_a_tag_is_never_moved(published: Published, tmp_path: Path) -> None:
@@ -217,17 +205,17 @@ def test_a_tag_is_never_moved(published: Published, tmp_path: Path) -> None:
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "tag v1.0 already exists" in done.stderr
     for pkg, before in published.refs_after.items():
-        assert refs(published.hub.bare(f"AutowareFoundation/{pkg}")) == before
+        assert published.hub.refs(f"AutowareFoundation/{pkg}") == before
 
 
 def test_check_bundle_refuses_a_changed_file(published: Published, tmp_path: Path) -> None:
     dest = tmp_path / "lidar_alpha"
-    assert hf_download(published.hub, "AutowareFoundation/lidar_alpha", "v1.1", dest, tmp_path / "h").returncode == 0
+    assert published.hub.download("AutowareFoundation/lidar_alpha", "v1.1", dest, tmp_path / "h").returncode == 0
     (dest / "alpha.fp16.onnx").write_bytes(b"tampered")
     done = run_cli("check-bundle", str(dest))
     assert done.returncode == 6 and "alpha.fp16.onnx: sha256 differs from release 1.1.0" in done.stderr
     # An unknown tag is not served.
-    missing = hf_download(published.hub, "AutowareFoundation/lidar_alpha", "v9.9", tmp_path / "x", tmp_path / "h")
+    missing = published.hub.download("AutowareFoundation/lidar_alpha", "v9.9", tmp_path / "x", tmp_path / "h")
     assert missing.returncode != 0
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pipelines.ci.expressions import condition, substitute, value_of
-from pipelines.ci.player import Player, load_workflow
+from pipelines.consumer.layout import bundle_files
 from pipelines.errors import UsageError
+from pipelines.registry.manifest import parse_manifest
+from scripts.actions_player.expressions import condition, substitute, value_of
+from scripts.actions_player.player import Player, load_workflow
+from scripts.local_hub import missing_tools
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +32,7 @@ CTX = {
 def test_a_missing_variable_is_an_empty_string_in_env() -> None:
     """As on GitHub: `${{ vars.UNSET }}` in an env block is "", so `if [ -z "$X" ]` and `x or default`
     behave alike here and there (it was "None", which sent publish-hf to a hub named None)."""
-    from pipelines.ci.expressions import text_of
+    from scripts.actions_player.expressions import text_of
 
     ctx = {"vars": {"SET": "s3://b"}, "secrets": {}}
     assert text_of("${{ vars.UNSET }}", ctx) == text_of("${{ secrets.HF_TOKEN }}", ctx) == ""
@@ -160,10 +165,13 @@ def test_the_rehearsal_reads_the_real_workflows() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # as the subprocess below: 17 min measured on 2 cores shared with other jobs
+@pytest.mark.skipif(missing_tools() is not None, reason=f"the rehearsal's local hub: {missing_tools()}")
 def test_rehearse_release_end_to_end(tmp_path: Path) -> None:
     """The whole scenario of scripts/rehearse-release: ~9 min on 2 busy cores."""
+    work = tmp_path / "work"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "rehearse-release"), "--workdir", str(tmp_path / "work")],
+        [sys.executable, str(REPO / "scripts" / "rehearse-release"), "--workdir", str(work)],
         capture_output=True, text=True, env={**os.environ, "MODELZOO_LOG": "WARNING"}, timeout=1800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -175,6 +183,38 @@ def test_rehearse_release_end_to_end(tmp_path: Path) -> None:
     ]
     assert "TensorRT" in result["not_played"]
     assert all(not k.startswith("modelzoo") for k in result["not_played"])  # every modelzoo step was played
+    _check_the_hub(work, result["hub"])
+
+
+def _check_the_hub(work: Path, summary: dict[str, Any]) -> None:
+    """Read again what the rehearsal left: the hub's bare repositories got the tags (v1.0, v1.1, no v1.1.1;
+    the unchanged package's v1.1 on its v1.0 commit), and what `hf download` placed has the sha256 of the
+    release manifest the S3 registry held."""
+    hub = work / "hub" / "mirrors" / "models" / "AutowareFoundation"
+    tags = {}
+    for repo in ("calibration_status_classifier", "twin_classifier"):
+        out = subprocess.run(["git", "show-ref", "--tags"], cwd=hub / repo, capture_output=True, text=True).stdout
+        tags[repo] = {ref.removeprefix("refs/tags/"): sha for sha, ref in (ln.split() for ln in out.splitlines())}
+        assert set(tags[repo]) == {"v1.0", "v1.1"}, tags
+        assert summary["tags"][f"AutowareFoundation/{repo}"] == tags[repo]
+    assert tags["calibration_status_classifier"]["v1.0"] == tags["calibration_status_classifier"]["v1.1"]
+    assert tags["twin_classifier"]["v1.0"] != tags["twin_classifier"]["v1.1"]
+
+    consumer = work / "consumer"
+    got: dict[str, dict[str, str]] = {}
+    for version in ("1.0.0", "1.1.0"):
+        raw = (consumer / "manifests" / f"{version}.json").read_bytes()
+        manifest = parse_manifest(raw, version)
+        revision = "v" + version.rsplit(".", 1)[0]
+        for package in ("calibration_status_classifier", "twin_classifier"):
+            dest = consumer / "autoware_data" / revision / package
+            want = {n: b.entry.sha256 for n, b in bundle_files(manifest, package).items()}
+            have = {n: hashlib.sha256((dest / n).read_bytes()).hexdigest() for n in want}
+            assert want and have == want, (package, revision)
+            got[f"{package}@{revision}"] = have
+    assert got["twin_classifier@v1.0"] != got["twin_classifier@v1.1"]
+    assert got["calibration_status_classifier@v1.0"] == got["calibration_status_classifier@v1.1"]
+    assert summary["publish_hf_changed_repo_s"] is not None and len(summary["hf_download_s"]) == 4
 
 
 def test_player_passes_secrets_to_steps(tmp_path: Path) -> None:

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.ci.expressions import condition, substitute, text_of, value_of
 from pipelines.ci.outputs import parse_outputs
 from pipelines.errors import ModelzooError
 from pipelines.yamlio import load_yaml
+
+from .expressions import condition, substitute, text_of, value_of
 
 SKIP_REASONS = {
     "actions/cache": "GitHub's cache service: every local job starts cold",
