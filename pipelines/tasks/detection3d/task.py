@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines.descriptor import Endpoint, Tolerance
 from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.latency import Timer
-from pipelines.tasks.base import Model, Task
+from pipelines.tasks.base import Task
 from pipelines.tasks.detection3d import params as deploy
 from pipelines.tasks.detection3d import sweeps
 from pipelines.tasks.detection3d.data import Frame, load_frames
@@ -21,6 +21,7 @@ from pipelines.tasks.detection3d.match import BOX_CHECKS, compare_boxes
 from pipelines.tasks.detection3d.metrics import detection_metrics
 from pipelines.tasks.detection3d.scatter import scatter
 from pipelines.tasks.detection3d.voxelize import decorate, voxelize
+from pipelines.tasks.model import Model
 
 HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import DescriptorError, ModelzooError
+from pipelines.stages.signature import check_signature, stamp_metadata
 
 if TYPE_CHECKING:
     import onnx
@@ -67,8 +68,6 @@ def _where(ctx: ModelContext) -> str:
 def _finish(ctx: ModelContext, component: str, model: onnx.ModelProto, dest: Path, meta: dict[str, str]) -> None:
     """Check the variant (valid ONNX, the descriptor's I/O signature unchanged), stamp it, save it."""
     import onnx
-
-    from pipelines.stages.export import check_signature, stamp_metadata
 
     comp = next(c for c in ctx.descriptor.components if c.name == component)
     onnx.checker.check_model(model)
@@ -187,9 +186,7 @@ def calibration_sets(ctx: ModelContext) -> dict[str, CalibrationSet]:
         log.warning("calibration: split has %d samples, build.calibration_samples asks %d", len(samples), n)
     names = [c.name for c in desc.components]
     if type(task).calibration_inputs is Task.calibration_inputs:
-        from pipelines.stages.capture import capture_inputs
-
-        captured = capture_inputs(task, samples)  # the default hook, run once for all components
+        captured = task.capture_inputs(samples)  # the default hook, run once for all components
         inputs = {c: captured.get(c, []) for c in names}
     else:
         inputs = {c: task.calibration_inputs(samples, c) for c in names}
