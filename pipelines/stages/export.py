@@ -68,7 +68,7 @@ def run_export(ctx: ModelContext) -> dict[str, Any]:
     from pipelines.sources import load_components
 
     desc = ctx.descriptor
-    where = f"models/{ctx.name}/model.yaml"
+    where = ctx.descriptor_file
     task = get_task(ctx)
     samples = task.load_samples(ctx.dataset, desc.evaluation.split, 1)
     if not samples:

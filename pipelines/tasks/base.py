@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
+    from pipelines.comparison import OutputComparison
     from pipelines.descriptor import Tolerance
     from pipelines.latency import Timer
     from pipelines.runtimes.base import Arrays
@@ -46,7 +47,7 @@ class Task(ABC):
         try:
             self.options = self.Options.model_validate(ctx.descriptor.task_options)
         except ValidationError as err:
-            raise DescriptorError(format_validation_error(f"models/{ctx.name}/model.yaml: task_options", err)) from None
+            raise DescriptorError(format_validation_error(f"{ctx.descriptor_file}: task_options", err)) from None
 
     @abstractmethod
     def load_samples(self, dataset: Path, split: str, limit: int) -> Sequence[Any]:
@@ -76,9 +77,9 @@ class Task(ABC):
 
     def compare_predictions(
         self, ref: Any, test: Any, tolerance: Callable[[str], Tolerance]
-    ) -> dict[str, dict[str, Any]]:
-        """End-to-end checks of one sample for verify, beside the per-tensor ones: result key -> a
-        `compare`-style dict with at least "pass" (detection: matched boxes within tolerance)."""
+    ) -> dict[str, OutputComparison]:
+        """End-to-end checks of one sample for verify, beside the per-tensor ones: result key -> its
+        comparison (detection: matched boxes within tolerance)."""
         return {}
 
     def capture_inputs(self, samples: Sequence[Any]) -> dict[str, list[Arrays]]:

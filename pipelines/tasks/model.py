@@ -32,7 +32,7 @@ class Model:
             self.close()
             raise
         self.timer: Timer | None = None
-        self.where = f"models/{ctx.name}/model.yaml"
+        self.where = ctx.descriptor_file
         self.output_names = {c.name: [o.name for o in c.outputs] for c in ctx.descriptor.components}
         # Every component output of the last sample, keyed "<component>.<output>", for verify.
         self.raw: dict[str, np.ndarray] = {}

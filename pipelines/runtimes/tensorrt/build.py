@@ -174,7 +174,7 @@ def build_plan(
 
     opts = ctx.descriptor.build
     comp = next(c for c in ctx.descriptor.components if c.name == component)
-    shapes = profile_shapes(comp, f"models/{ctx.name}/model.yaml")
+    shapes = profile_shapes(comp, ctx.descriptor_file)
 
     logger, logged_errors = _logger(api)
     builder = trt.Builder(logger)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipelines.comparison import OutputComparison
 from pipelines.descriptor import Tolerance
 from pipelines.errors import DescriptorError
 from pipelines.latency import Timer
@@ -63,7 +64,7 @@ class Detection2DTask(Task):
 
     def __init__(self, ctx: Any):
         super().__init__(ctx)
-        where = f"models/{ctx.name}/model.yaml: components"
+        where = f"{ctx.descriptor_file}: components"
         comp = ctx.descriptor.components[0]
         if len(ctx.descriptor.components) != 1 or len(comp.inputs) != 1 or len(comp.outputs) != 1:
             raise DescriptorError(
@@ -151,7 +152,7 @@ class Detection2DTask(Task):
 
     def compare_predictions(
         self, ref: Detections, test: Detections, tolerance: Callable[[str], Tolerance]
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, OutputComparison]:
         tol = tolerance(DETECTION_CHECKS[0])
         return compare_detections(ref, test, tol.atol, tol.rtol, self.options.ros_score_threshold)
 
