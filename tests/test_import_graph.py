@@ -96,6 +96,30 @@ def test_pipelines_has_no_import_cycles() -> None:
     assert package_cycles(graph, "pipelines", ALLOWED) == []
 
 
+# The pipeline core, highest first: each layer imports only the layers below it (README's code map).
+# comparison and runtimes are independent of each other.
+CORE_LAYERS: list[grimp.Layer | str] = [
+    "stages",
+    "tasks",
+    grimp.Layer("comparison", "runtimes", independent=True),
+    "sources",
+    "workspace",
+    "descriptor",
+]
+
+
+def _violations(graph: grimp.ImportGraph, layers: list[grimp.Layer | str]) -> list[str]:
+    found = graph.find_illegal_dependencies_for_layers(layers=layers, containers={"pipelines"})
+    return sorted(f"{d.importer} -> {d.imported}" for d in found)
+
+
+def test_core_layers_import_downwards() -> None:
+    graph = grimp.build_graph("pipelines", cache_dir=None)
+    assert _violations(graph, CORE_LAYERS) == []
+    # Not vacuous: upside down, the same graph breaks the rule.
+    assert "pipelines.stages -> pipelines.tasks" in _violations(graph, CORE_LAYERS[::-1])
+
+
 def test_allowed_cycles_still_exist() -> None:
     """An allowed cycle that is gone must leave the list, so that it cannot come back unseen."""
     graph = grimp.build_graph("pipelines", cache_dir=None)
