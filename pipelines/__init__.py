@@ -1,7 +1,5 @@
 """modelzoo: turn a perception checkpoint + config into released, verified deployment artifacts."""
 
-__version__ = "0.1.0"
+from pipelines.version import DESCRIPTOR_INTERFACE_VERSION, __version__
 
-# The interface between modelzoo and its consumers (descriptor fields, manifest layout).
-# Its major number changes on an API change (ModelZoo versioning rule X).
-DESCRIPTOR_INTERFACE_VERSION = "1.0.0"
+__all__ = ["DESCRIPTOR_INTERFACE_VERSION", "__version__"]

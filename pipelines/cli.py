@@ -102,8 +102,8 @@ def verify(model: ModelArg) -> None:
 
     ctx = _ctx(model)
     report = run_verify(ctx)
-    for key, sc in report["scenarios"].items():
-        typer.echo(f"  {key}: {sc['status']}" + (f" ({sc['reason']})" if sc.get("reason") else ""))
+    for key, sc in report.scenarios.items():
+        typer.echo(f"  {key}: {sc.status}" + (f" ({sc.reason})" if sc.reason else ""))
     _done("verify report", ctx.verify_report)
 
 

@@ -10,8 +10,6 @@ import semver
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.errors import DescriptorError
-from pipelines.runtimes import BACKENDS, TARGETS
-from pipelines.runtimes.tensorrt_rtx.probe import BUILDABLE, DEFAULT_CAPABILITIES
 from pipelines.yamlio import load_yaml
 
 MODELS_DIR = "models"
@@ -29,7 +27,17 @@ def _one_of(known: tuple[str, ...], what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-# Names of the runtimes in pipelines/runtimes: one with a session is a backend, one with a build a target.
+# The runtimes model.yaml may name. The descriptor owns these names (runtimes import the descriptor,
+# not the other way round); tests/test_descriptor.py checks that pipelines/runtimes has exactly these
+# backends (a runtime with session.py) and targets (one with build.py and probe.py).
+BACKENDS = ("pytorch", "onnxruntime", "tensorrt", "tensorrt_rtx")
+TARGETS = ("onnxruntime", "tensorrt", "tensorrt_rtx")
+# TensorRT-RTX compute capabilities a CPU build can target (the builder's ComputeCapability enum), and
+# the default: those its runtime runs on ("Supported compute capabilities: 8.0 8.6 8.9 12.0 12.1 >12.0",
+# measured on an H200; pipelines/runtimes/tensorrt_rtx/probe.py).
+RTX_BUILDABLE = ("sm75", "sm80", "sm86", "sm89", "sm120", "sm121")
+RTX_DEFAULT_CAPABILITIES = ("sm80", "sm86", "sm89", "sm120")
+
 BackendName = Annotated[str, _one_of(BACKENDS, "backend")]
 TargetName = Annotated[str, _one_of(TARGETS, "build target")]
 Precision = Literal["fp32", "fp16", "int8"]
@@ -194,8 +202,8 @@ class Build(Strict):
     hardware_compatible: bool = False
     version_compatible: bool = False
     # tensorrt_rtx: the compute capabilities its CPU build makes an engine for, one folder each.
-    rtx_compute_capabilities: list[Annotated[str, _one_of(BUILDABLE, "TensorRT-RTX compute capability")]] = Field(
-        list(DEFAULT_CAPABILITIES), min_length=1
+    rtx_compute_capabilities: list[Annotated[str, _one_of(RTX_BUILDABLE, "TensorRT-RTX compute capability")]] = Field(
+        list(RTX_DEFAULT_CAPABILITIES), min_length=1
     )
 
     @field_validator("precisions")

@@ -11,10 +11,8 @@ in model.yaml, or export-only code, does not retrain the model.
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 import json
 import logging
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -34,17 +32,11 @@ MODEL_CARD = "README.md"
 def reference_module(ctx: ModelContext) -> ModuleType:
     ref = ctx.descriptor.reference
     if ref is None:
-        raise DescriptorError(f"models/{ctx.name}/model.yaml: reference: not a bundled reference model")
+        raise DescriptorError(f"{ctx.descriptor_file}: reference: not a bundled reference model")
     path = ctx.dir / ref.module
     if not path.is_file():
-        raise DescriptorError(f"models/{ctx.name}/model.yaml: reference.module: {path.name} not found")
-    name = f"modelzoo_models.{ctx.name}.reference"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+        raise DescriptorError(f"{ctx.descriptor_file}: reference.module: {path.name} not found")
+    return ctx.load_module(path, "reference")
 
 
 def recipe(ctx: ModelContext) -> dict[str, Any]:
@@ -54,7 +46,7 @@ def recipe(ctx: ModelContext) -> dict[str, Any]:
     `reference.exclude` names (that list itself shows as the set of files hashed)."""
     desc = ctx.descriptor
     ref = desc.reference
-    where = f"models/{ctx.name}/model.yaml: reference.exclude"
+    where = f"{ctx.descriptor_file}: reference.exclude"
     # The model card (README.md) is documentation; .dvcignore hides it from the DVC graph as well.
     files = sorted(
         p

@@ -23,15 +23,13 @@ def check_wiring(root: Path, ctx: ModelContext, entry: dict[str, object]) -> Non
         got = entry.get(key)
         if got != want:
             raise DescriptorError(
-                f"{PARAMS_FILE}: models.{ctx.name}.{key}: is {got!r}, models/{ctx.name}/model.yaml says {want!r}"
+                f"{PARAMS_FILE}: models.{ctx.name}.{key}: is {got!r}, {ctx.descriptor_file} says {want!r}"
             )
     if desc.reference is not None:
         made = {"checkpoint": f"artifacts/{ctx.name}/reference/checkpoint.pth", "dataset": f"data/{ctx.name}"}
         for key, want in made.items():
             if expect[key] != want:
-                raise DescriptorError(
-                    f"models/{ctx.name}/model.yaml: {key}: a reference model's {key} is made at {want!r}"
-                )
+                raise DescriptorError(f"{ctx.descriptor_file}: {key}: a reference model's {key} is made at {want!r}")
 
 
 def check_output_names(ctx: ModelContext, checks: tuple[str, ...]) -> None:
@@ -45,7 +43,7 @@ def check_output_names(ctx: ModelContext, checks: tuple[str, ...]) -> None:
             for name in given:
                 if name not in names:
                     raise DescriptorError(
-                        f"models/{ctx.name}/model.yaml: verification.scenarios.{i}.{field}: '{name}' names no "
+                        f"{ctx.descriptor_file}: verification.scenarios.{i}.{field}: '{name}' names no "
                         f"output (outputs: {', '.join(known)})"
                     )
 
@@ -55,7 +53,7 @@ def budget_warnings(ctx: ModelContext) -> list[str]:
     when the precision is built again) but checks nothing, which validate says. A budget for fp32, or
     for a built precision that no evaluation backend measures, would also check nothing: refused."""
     desc = ctx.descriptor
-    where = f"models/{ctx.name}/model.yaml: evaluation.budget"
+    where = f"{ctx.descriptor_file}: evaluation.budget"
     evaluated = {ep.precision for ep in desc.evaluation.backends}
     warnings = []
     for precision in desc.evaluation.budget:

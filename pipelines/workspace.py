@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from pipelines.descriptor import Descriptor, load_descriptor, model_dir
+from pipelines.descriptor import DESCRIPTOR_FILE, MODELS_DIR, Descriptor, load_descriptor, model_dir
 from pipelines.errors import DescriptorError, UsageError
 from pipelines.yamlio import load_yaml
 
@@ -60,6 +63,22 @@ class ModelContext:
     @property
     def dir(self) -> Path:
         return model_dir(self.root, self.name)
+
+    @property
+    def descriptor_file(self) -> str:
+        """The descriptor as messages name it: `models/<name>/model.yaml`."""
+        return f"{MODELS_DIR}/{self.name}/{DESCRIPTOR_FILE}"
+
+    def load_module(self, path: Path, stem: str | None = None) -> ModuleType:
+        """A Python file of the model folder, imported as `modelzoo_models.<model>.<stem>` (the file's
+        stem unless given) and registered in sys.modules, so that pickle and dataclasses find it."""
+        name = f"modelzoo_models.{self.name}.{stem or path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
 
     def rel(self, path: Path) -> str:
         """A path as messages show it: relative to the repository root when inside it."""

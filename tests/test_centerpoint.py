@@ -140,7 +140,7 @@ def test_provider_folder_of_config_and_checkpoint_exports_the_autoware_bundle(tm
     # Verify runs the deployed side from the bundle: it passes as exported, and fails once the bundle
     # disagrees with the model (the range moved by 0.2 m: same grid, other pillars).
     run_build(ctx)
-    assert run_verify(ctx)["status"] == "pass"
+    assert run_verify(ctx).status == "pass"
     ml_path = ctx.onnx_dir / f"{name}_ml_package.param.yaml"
     ml = read_yaml(ml_path)
     ml["/**"]["ros__parameters"]["model_params"]["point_cloud_range"] = [-25.4, -25.6, -3.0, 25.8, 25.6, 3.0]
@@ -251,8 +251,8 @@ def test_split_pipeline_equals_mmdet3d_predict(repo: Path) -> None:
                 )
                 want = to_boxes(detector.predict(data["inputs"], data["data_samples"])[0].pred_instances_3d)
             res = compare_boxes(want, ours, lambda _: Tolerance(atol=1e-4, rtol=1e-4), task.params.score_threshold)
-            assert all(r["pass"] for r in res.values()), res
-            found += res["boxes.matched"]["pairs"]
+            assert all(r.passed for r in res.values()), res
+            found += res["boxes.matched"].pairs or 0
     finally:
         model.close()
     assert found > 0  # boxes were compared, not only empty lists

@@ -127,3 +127,12 @@ def test_dynamic_range_order(repo: Path) -> None:
     proc = modelzoo(["validate"], repo, check=False)
     assert proc.returncode == 2
     assert "dynamic_ranges.batch: needs min <= opt <= max, got 4/2/8" in proc.stderr
+
+
+def test_runtime_names_match_the_runtimes_folder() -> None:
+    """The descriptor owns the backend and target names (runtimes import the descriptor); the runtime
+    folders must offer exactly those: a session.py per backend, a build.py and probe.py per target."""
+    from pipelines import descriptor, runtimes
+
+    assert descriptor.BACKENDS == runtimes.BACKENDS
+    assert descriptor.TARGETS == runtimes.TARGETS

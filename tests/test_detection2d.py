@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipelines.comparison import OutputComparison
 from pipelines.descriptor import load_descriptor
 from pipelines.errors import ModelzooError
 from pipelines.tasks import get_task
@@ -277,22 +278,22 @@ def test_verify_compares_detections_at_the_operating_point(task) -> None:  # typ
     )
     tol = Tolerance(atol=0.05, rtol=0.0)
 
-    def check(test: Detections) -> dict[str, Any]:
+    def check(test: Detections) -> dict[str, OutputComparison]:
         return task.compare_predictions(ref, test, lambda key: tol)
 
     # A little noise in boxes and scores, and the low-score detection gone: both pass.
     same = Detections(ref.boxes[:2] + 1.5, ref.scores[:2] - 0.01, ref.labels[:2])
     out = check(same)
-    assert out["detections.score"]["pass"] and out["detections.matched"]["pass"]
-    assert out["detections.score"]["pairs"] == 2
+    assert out["detections.score"].passed and out["detections.matched"].passed
+    assert out["detections.score"].pairs == 2
     # A score off by more than the tolerance fails the score check.
     off = check(Detections(ref.boxes[:2], np.array([0.9, 0.5], np.float32), ref.labels[:2]))
-    assert not off["detections.score"]["pass"] and off["detections.score"]["max_abs_error"] == pytest.approx(0.1)
-    assert off["detections.score"]["error"] == "score 0.5000 vs reference 0.6000 (class 1; atol 0.05, rtol 0)"
+    assert not off["detections.score"].passed and off["detections.score"].max_abs_error == pytest.approx(0.1)
+    assert off["detections.score"].error == "score 0.5000 vs reference 0.6000 (class 1; atol 0.05, rtol 0)"
     # A confident detection missing, or of another class, fails the match, naming it.
     for test in (
         Detections(ref.boxes[:1], ref.scores[:1], ref.labels[:1]),
         Detections(ref.boxes, ref.scores, ref.labels[::-1]),
     ):
         res = check(test)["detections.matched"]
-        assert not res["pass"] and "without a partner; first: reference class" in res["error"]
+        assert not res.passed and "without a partner; first: reference class" in (res.error or "")

@@ -203,24 +203,24 @@ def tol(key: str) -> Tolerance:
 def test_compare_boxes_matches_and_catches_differences() -> None:
     ref = boxes([(0, 0), (10, 5), (-8, 3)], [0, 0, 1], [0.9, 0.5, 0.3])
     same = compare_boxes(ref, ref.take(np.array([2, 0, 1])), tol, 0.1)
-    assert all(r["pass"] for r in same.values()) and same["boxes.matched"]["pairs"] == 3
+    assert all(r.passed for r in same.values()) and same["boxes.matched"].pairs == 3
     moved = Boxes3D(ref.boxes + np.array([0.01, 0, 0, 0, 0, 0, 0], np.float32), ref.velocity, ref.scores, ref.labels)
     res = compare_boxes(ref, moved, tol, 0.1)
-    assert not res["boxes.center"]["pass"] and res["boxes.center"]["max_abs_error"] == pytest.approx(0.01, 1e-4)
+    assert not res["boxes.center"].passed and res["boxes.center"].max_abs_error == pytest.approx(0.01, 1e-4)
     missing = compare_boxes(ref, ref.take(np.array([0, 2])), tol, 0.1)
-    assert not missing["boxes.matched"]["pass"] and "reference box 1" in missing["boxes.matched"]["error"]
+    assert not missing["boxes.matched"].passed and "reference box 1" in (missing["boxes.matched"].error or "")
 
     def turned(by: float) -> Boxes3D:
         return Boxes3D(ref.boxes + np.array([0, 0, 0, 0, 0, 0, by], np.float32), ref.velocity, ref.scores, ref.labels)
 
     # Yaw is compared modulo pi (same box, heading flipped); any other turn fails, the long way round too.
-    assert compare_boxes(ref, turned(np.pi), tol, 0.1)["boxes.yaw"]["pass"]
+    assert compare_boxes(ref, turned(np.pi), tol, 0.1)["boxes.yaw"].passed
     for by in (0.01, np.pi - 0.01, -0.01, 2 * np.pi - 0.01):
         res = compare_boxes(ref, turned(by), tol, 0.1)["boxes.yaw"]
-        assert not res["pass"] and res["max_abs_error"] == pytest.approx(0.01, abs=1e-4), by
+        assert not res.passed and res.max_abs_error == pytest.approx(0.01, abs=1e-4), by
     # A box on the score threshold may fall either side: not a failure.
     border = boxes([(0, 0), (5, 5)], [0, 0], [0.9, 0.1005])
-    assert compare_boxes(border, border.take(np.array([0])), tol, 0.1)["boxes.matched"]["pass"]
+    assert compare_boxes(border, border.take(np.array([0])), tol, 0.1)["boxes.matched"].passed
 
 
 def write_bundle(files: dict, folder: Path) -> None:

@@ -13,8 +13,8 @@ import pytest
 from onnx import TensorProto, numpy_helper
 
 from pipelines.fileio import sha256_file
-from pipelines.precision import CalibrationSet, make_fp16
 from pipelines.stages.build import run_build
+from pipelines.stages.build.precision import CalibrationSet, make_fp16
 from pipelines.stages.evaluate import run_evaluate
 from pipelines.stages.verify import run_verify
 from pipelines.tasks import get_task
@@ -151,14 +151,14 @@ def test_every_variant_is_built_for_onnxruntime_and_tensorrt_is_skipped_once(
 
 def test_variants_verify_against_fp32_and_tensorrt_scenarios_are_skipped(ctx: ModelContext) -> None:
     report = run_verify(ctx)
-    scenarios = report["scenarios"]
+    scenarios = report.scenarios
     for precision in ("fp16", "int8"):
         sc = scenarios[f"onnxruntime-cpu-fp32_vs_onnxruntime-cpu-{precision}"]
-        out = sc["outputs"][f"{COMP}.output"]
-        assert sc["status"] == "pass" and out["max_abs_error"] > 0  # a real, different graph ran
-    assert scenarios["onnxruntime-cpu-fp32_vs_onnxruntime-cpu-int8"]["outputs"][f"{COMP}.output"]["atol"] == 1.0
+        out = sc.outputs[f"{COMP}.output"]
+        assert sc.status == "pass" and (out.max_abs_error or 0) > 0  # a real, different graph ran
+    assert scenarios["onnxruntime-cpu-fp32_vs_onnxruntime-cpu-int8"].outputs[f"{COMP}.output"].atol == 1.0
     skipped = scenarios["onnxruntime-cpu-fp16_vs_tensorrt-cuda-fp16"]
-    assert skipped["status"] == "skipped" and skipped["reason"].startswith("tensorrt-cuda-fp16: ")
+    assert skipped.status == "skipped" and (skipped.reason or "").startswith("tensorrt-cuda-fp16: ")
 
 
 def test_metrics_per_precision_with_the_drop_vs_fp32(ctx: ModelContext) -> None:
@@ -204,7 +204,7 @@ def test_fp16_of_a_graph_with_a_block_listed_resize_loads_in_onnxruntime(tmp_pat
     import torch
     from onnxconverter_common import float16
 
-    from pipelines.precision import convert_fp16
+    from pipelines.stages.build.precision import convert_fp16
 
     class Neck(torch.nn.Module):
         def __init__(self) -> None:
@@ -239,7 +239,7 @@ def _with_build(ctx: ModelContext, **build: object) -> ModelContext:
 
 
 def _variant(ctx: ModelContext, tmp_path: Path, **build: object) -> tuple[onnx.ModelProto, dict]:
-    from pipelines.precision import make_int8
+    from pipelines.stages.build.precision import make_int8
 
     dest = tmp_path / "int8.onnx"
     info = make_int8(_with_build(ctx, **build), COMP, dest)
@@ -247,7 +247,7 @@ def _variant(ctx: ModelContext, tmp_path: Path, **build: object) -> tuple[onnx.M
 
 
 def test_int8_qdq_sits_on_the_inputs_of_weighted_layers_only(ctx: ModelContext) -> None:
-    from pipelines.precision import WEIGHTED_OPS
+    from pipelines.stages.build.precision import WEIGHTED_OPS
 
     model = onnx.load(str(ctx.onnx_path(COMP, "int8")))
     consumers: dict[str, list[str]] = {}
@@ -289,7 +289,7 @@ def test_an_int8_exclude_pattern_matching_nothing_is_a_descriptor_error(ctx: Mod
 
 def test_percentile_calibration_is_recorded_and_refuses_varying_shapes(ctx: ModelContext, tmp_path: Path) -> None:
     from pipelines.errors import DescriptorError
-    from pipelines.precision import _check_fixed_shapes
+    from pipelines.stages.build.precision import _check_fixed_shapes
 
     _, info = _variant(ctx, tmp_path, calibration_method="Percentile")
     assert info["calibration_method"] == "Percentile"

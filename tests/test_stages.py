@@ -16,7 +16,7 @@ from pipelines.fileio import sha256_file
 from pipelines.reference import make_data, train
 from pipelines.stages.build import run_build
 from pipelines.stages.evaluate import run_evaluate
-from pipelines.stages.verify import run_verify, verify_scenario
+from pipelines.stages.verify import VerifyReport, run_verify, verify_scenario
 from pipelines.workspace import ModelContext
 from tests.helpers import built_model, make_repo, modelzoo, tiny_descriptor
 
@@ -80,22 +80,24 @@ def test_build_writes_a_loadable_ort_model_and_says_why_tensorrt_is_skipped(ctx:
 
 def test_verify_passes_and_reports_per_output(ctx: ModelContext) -> None:
     report = run_verify(ctx)
-    assert report["status"] == "pass"
-    sc = report["scenarios"]["pytorch-cpu-fp32_vs_onnxruntime-cpu-fp32"]
-    assert sc["status"] == "pass" and sc["samples"] == 2
-    out = sc["outputs"]["calibration_classifier.output"]
-    assert out["pass"] and out["max_abs_error"] < 1e-4 and "worst_index" in out
-    assert json.loads(ctx.verify_report.read_text())["status"] == "pass"
+    assert report.status == "pass"
+    sc = report.scenarios["pytorch-cpu-fp32_vs_onnxruntime-cpu-fp32"]
+    assert sc.status == "pass" and sc.samples == 2
+    out = sc.outputs["calibration_classifier.output"]
+    assert out.passed and out.max_abs_error is not None and out.max_abs_error < 1e-4 and out.worst_index is not None
+    written = json.loads(ctx.verify_report.read_text())
+    assert written == report.to_json() and written["status"] == "pass"
+    assert VerifyReport.from_json(written) == report
 
 
 def test_report_only_outputs_are_reported_but_do_not_decide(ctx: ModelContext) -> None:
     base = ctx.descriptor.verification.scenarios[0]
     tight = base.model_copy(update={"default": Tolerance(atol=0.0, rtol=0.0)})
     res = verify_scenario(ctx, tight)
-    assert res["status"] == "fail" and res["outputs"]["calibration_classifier.output"]["max_abs_error"] > 0
+    assert res.status == "fail" and (res.outputs["calibration_classifier.output"].max_abs_error or 0) > 0
     res = verify_scenario(ctx, tight.model_copy(update={"report_only": ["output"]}))
-    out = res["outputs"]["calibration_classifier.output"]
-    assert res["status"] == "pass" and out["report_only"] and not out["pass"]
+    out = res.outputs["calibration_classifier.output"]
+    assert res.status == "pass" and out.report_only and not out.passed
     with pytest.raises(DescriptorError, match="report_only: 'outptu' names no output"):
         verify_scenario(ctx, tight.model_copy(update={"report_only": ["outptu"]}))
 

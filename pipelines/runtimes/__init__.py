@@ -4,8 +4,9 @@
     probe.py     probe() -> TargetEnvironment: the build environment key (artifacts/env/<name>.json)
     build.py     SUFFIX, build(): makes the deployable file (`build.targets: [<name>]`)
 
-A new runtime is one folder and one line in RUNTIMES; the descriptor's backend and target names
-come from here (a runtime with a session is a backend, one with a build is a target).
+A new runtime is one folder, one line in RUNTIMES, and its name in the descriptor's BACKENDS
+and/or TARGETS (a runtime with a session is a backend, one with a build is a target; a test checks
+that the two agree).
 """
 
 from __future__ import annotations

@@ -32,15 +32,14 @@ def _build_cpu(ctx: ModelContext) -> dict[str, torch.nn.Module]:
         return _BUILT[key]
     if not ctx.checkpoint.is_file():
         raise ModelzooError(
-            f"{ctx.checkpoint.relative_to(ctx.root)}: checkpoint not found "
-            f"(models/{ctx.name}/model.yaml source.checkpoint)"
+            f"{ctx.checkpoint.relative_to(ctx.root)}: checkpoint not found ({ctx.descriptor_file} source.checkpoint)"
         )
     module = importlib.import_module(_MODULES[ctx.descriptor.source.kind])
     components: dict[str, torch.nn.Module] = module.build(ctx)
     expected = {c.name for c in ctx.descriptor.components}
     if set(components) != expected:
         raise ModelzooError(
-            f"models/{ctx.name}/model.yaml: components: source builds {sorted(components)}, "
+            f"{ctx.descriptor_file}: components: source builds {sorted(components)}, "
             f"descriptor names {sorted(expected)}"
         )
     for m in components.values():

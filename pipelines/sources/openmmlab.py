@@ -49,7 +49,7 @@ def load_config(ctx: ModelContext) -> Any:
     assert src.config
     path = ctx.dir / src.config
     if not path.is_file():
-        raise ModelzooError(f"models/{ctx.name}/model.yaml: source.config: {path.name} not found")
+        raise ModelzooError(f"{ctx.descriptor_file}: source.config: {path.name} not found")
     return Config.fromfile(str(path))
 
 
@@ -71,7 +71,7 @@ def build(ctx: ModelContext) -> dict[str, torch.nn.Module]:
     built_in = BUILT_IN_SPLITS.get((src.kind, ctx.descriptor.task))
     if not src.factory and not built_in:
         raise ModelzooError(
-            f"models/{ctx.name}/model.yaml: source.factory: a {src.kind} model of task {ctx.descriptor.task} "
+            f"{ctx.descriptor_file}: source.factory: a {src.kind} model of task {ctx.descriptor.task} "
             "needs 'file.py:function' returning its export components"
         )
     detector, cfg = build_detector(ctx)

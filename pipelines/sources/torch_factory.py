@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,17 +17,12 @@ if TYPE_CHECKING:
 
 def resolve_factory(ctx: ModelContext, spec: str) -> Callable[..., Any]:
     module_name, _, func = spec.partition(":")
-    where = f"models/{ctx.name}/model.yaml: source.factory"
+    where = f"{ctx.descriptor_file}: source.factory"
     if module_name.endswith(".py"):
         path = ctx.dir / module_name
         if not path.is_file():
             raise ModelzooError(f"{where}: {path.relative_to(ctx.root)} not found")
-        qualname = f"modelzoo_models.{ctx.name}.{path.stem}"
-        mod_spec = importlib.util.spec_from_file_location(qualname, path)
-        assert mod_spec and mod_spec.loader
-        module = importlib.util.module_from_spec(mod_spec)
-        sys.modules[qualname] = module
-        mod_spec.loader.exec_module(module)
+        module = ctx.load_module(path)
     else:
         try:
             module = importlib.import_module(module_name)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.latency import Timer
 from pipelines.runtimes import BackendUnavailable, get_backend
-from pipelines.tasks.base import Model, Result
+from pipelines.tasks.model import Model, Result
 
 if TYPE_CHECKING:
     from pipelines.descriptor import Endpoint

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from pipelines.tasks.base import Model, Result, Task
+from pipelines.tasks.base import Task
+from pipelines.tasks.model import Model, Result
 
 if TYPE_CHECKING:
     from pipelines.workspace import ModelContext

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.errors import ModelzooError
 from pipelines.latency import Timer
-from pipelines.tasks.base import Model, Task
+from pipelines.tasks.base import Task
+from pipelines.tasks.model import Model
 
 
 class ClassificationOptions(BaseModel):

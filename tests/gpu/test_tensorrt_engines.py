@@ -75,10 +75,10 @@ def test_a_rebuild_reuses_the_timing_cache(built: tuple[ModelContext, dict]) -> 
 def test_engines_verify_against_onnxruntime(built: tuple[ModelContext, dict]) -> None:
     ctx, _ = built
     report = run_verify(ctx)
-    trt = {k: v for k, v in report["scenarios"].items() if "tensorrt" in k}
+    trt = {k: v for k, v in report.scenarios.items() if "tensorrt" in k}
     assert trt, "no tensorrt scenario in the descriptor"
     for key, sc in trt.items():
-        assert sc["status"] == "pass", (key, sc)
+        assert sc.status == "pass", (key, sc)
 
 
 def test_engines_are_evaluated_within_the_budget(built: tuple[ModelContext, dict]) -> None:

@@ -1,6 +1,6 @@
 """Target `tensorrt`: one strongly typed TensorRT engine per component and precision variant.
 
-Precision comes from the ONNX file (fp16 casts, int8 Q/DQ: pipelines/precision.py), so the network is
+Precision comes from the ONNX file (fp16 casts, int8 Q/DQ: pipelines/stages/build/precision.py), so the network is
 created STRONGLY_TYPED and no precision flag is set: the same code builds on TensorRT 10 and 11 (which
 removed BuilderFlag.FP16/INT8). Engines live under `build/<tensorrt-X.Y-smNN>/<precision>/`, keyed by
 what an engine is tied to, with `<component>.engine.json` beside each engine.
@@ -81,7 +81,7 @@ def timing_cache_path(env_key: str) -> Path:
 
 
 def onnx_precision(src: Path) -> str:
-    """The precision stamped into the ONNX file by pipelines/precision.py (the export itself: fp32)."""
+    """The precision stamped into the ONNX file by pipelines/stages/build/precision.py (the export itself: fp32)."""
     import onnx
 
     model = onnx.load(str(src), load_external_data=False)
@@ -174,7 +174,7 @@ def build_plan(
 
     opts = ctx.descriptor.build
     comp = next(c for c in ctx.descriptor.components if c.name == component)
-    shapes = profile_shapes(comp, f"models/{ctx.name}/model.yaml")
+    shapes = profile_shapes(comp, ctx.descriptor_file)
 
     logger, logged_errors = _logger(api)
     builder = trt.Builder(logger)
@@ -257,7 +257,7 @@ def build(src: Path, dest: Path, ctx: ModelContext, component: str) -> dict[str,
         "version_compatible": opts.version_compatible,
         "onnx_sha256": sha256_file(src),
         "build_seconds": round(plan.seconds, 3),
-        "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "timing_cache": str(cache_path),
         "inputs": plan.inputs,
         "outputs": plan.outputs,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipelines.errors import ModelzooError
-from pipelines.runtimes.base import Arrays, BackendUnavailable
+from pipelines.runtimes.base import Arrays, BackendUnavailable, TargetEnvironment
 from pipelines.runtimes.tensorrt.probe import probe
 
 if TYPE_CHECKING:
@@ -128,23 +128,37 @@ def _dims(d: Any) -> list[int]:
 
 
 class TensorRTBackend:
+    """Runs the engines of the `tensorrt` target; the TensorRT-RTX backend is this one with its own
+    probe, engine folder and module (the hooks below)."""
+
     name = "tensorrt"
 
+    def environment(self) -> TargetEnvironment:
+        return probe()
+
     def check(self, endpoint: Endpoint) -> None:
-        env = probe()
+        env = self.environment()
         if not env.available:
             raise BackendUnavailable(env.reason)
         if not endpoint.device.startswith("cuda"):
-            raise BackendUnavailable(f"tensorrt needs a cuda device, not {endpoint.device}")
+            raise BackendUnavailable(f"{self.name} needs a cuda device, not {endpoint.device}")
 
-    def open(self, ctx: ModelContext, component: str, endpoint: Endpoint) -> TrtSession:
+    def engine(self, ctx: ModelContext, component: str, endpoint: Endpoint) -> tuple[Path, str]:
+        """The engine file to run, and what to do when it is not built."""
         from pipelines.runtimes.tensorrt.build import engine_path
 
+        return engine_path(ctx, self.environment().key, endpoint.precision, component), "run the build stage first"
+
+    def api(self) -> ModuleType | None:
+        """The TensorRT module sessions use (None: `tensorrt`)."""
+        return None
+
+    def open(self, ctx: ModelContext, component: str, endpoint: Endpoint) -> TrtSession:
         self.check(endpoint)
-        path = engine_path(ctx, probe().key, endpoint.precision, component)
+        path, hint = self.engine(ctx, component, endpoint)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: not built (run the build stage first)")
-        return TrtSession(path, endpoint.device)
+            raise FileNotFoundError(f"{path}: not built ({hint})")
+        return TrtSession(path, endpoint.device, self.api())
 
 
 BACKEND = TensorRTBackend()

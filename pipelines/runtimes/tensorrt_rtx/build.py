@@ -97,7 +97,7 @@ def build(src: Path, dest: Path, ctx: ModelContext, component: str, *, folder: s
         "onnx_sha256": sha256_file(src),
         "engine_bytes": len(plan.data),
         "build_seconds": round(plan.seconds, 3),
-        "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "built_on": "cpu",
         "executed": executed,
         "note": f"built by {PRODUCT} {major_minor(version)} on the CPU; deserialized on this {sm} GPU"

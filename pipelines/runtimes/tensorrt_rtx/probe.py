@@ -21,10 +21,6 @@ PRODUCT = "TensorRT-RTX"
 # The wheel tensorrt-rtx-cu13-bindings installs this module (the `tensorrt_rtx` metapackage is an sdist).
 MODULE = "tensorrt_rtx_bindings"
 UNAVAILABLE_KEY = f"{TARGET}-unavailable"
-# Compute capabilities a CPU build can target (the builder's ComputeCapability enum) and those its
-# runtime runs on ("Supported compute capabilities: 8.0 8.6 8.9 12.0 12.1 >12.0", measured on an H200).
-BUILDABLE = ("sm75", "sm80", "sm86", "sm89", "sm120", "sm121")
-DEFAULT_CAPABILITIES = ("sm80", "sm86", "sm89", "sm120")
 
 
 def runs_on(capability: tuple[int, int]) -> bool:

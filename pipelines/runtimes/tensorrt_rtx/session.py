@@ -4,11 +4,13 @@ TensorRT backend's, on the TensorRT-RTX module."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
-from pipelines.runtimes.base import BackendUnavailable
+from pipelines.runtimes.base import BackendUnavailable, TargetEnvironment
 from pipelines.runtimes.tensorrt.build import engine_path
-from pipelines.runtimes.tensorrt.session import TrtSession
+from pipelines.runtimes.tensorrt.session import TensorRTBackend
 from pipelines.runtimes.tensorrt_rtx.probe import folder_key, load, not_executed, probe, supported_gpu
 
 if TYPE_CHECKING:
@@ -16,27 +18,27 @@ if TYPE_CHECKING:
     from pipelines.workspace import ModelContext
 
 
-class TensorRTRTXBackend:
+class TensorRTRTXBackend(TensorRTBackend):
     name = "tensorrt_rtx"
 
-    def check(self, endpoint: Endpoint) -> None:
-        env = probe()
-        if not env.available:
-            raise BackendUnavailable(env.reason)
-        if not endpoint.device.startswith("cuda"):
-            raise BackendUnavailable(f"tensorrt_rtx needs a cuda device, not {endpoint.device}")
-        if isinstance(supported_gpu(), str):
-            raise BackendUnavailable(not_executed((env.details or {})["tensorrt_rtx"]))
+    def environment(self) -> TargetEnvironment:
+        return probe()
 
-    def open(self, ctx: ModelContext, component: str, endpoint: Endpoint) -> TrtSession:
-        self.check(endpoint)
+    def check(self, endpoint: Endpoint) -> None:
+        super().check(endpoint)
+        if isinstance(supported_gpu(), str):
+            raise BackendUnavailable(not_executed((self.environment().details or {})["tensorrt_rtx"]))
+
+    def engine(self, ctx: ModelContext, component: str, endpoint: Endpoint) -> tuple[Path, str]:
         device = supported_gpu()
+        assert not isinstance(device, str)  # check() said so
+        path = engine_path(ctx, folder_key(self.environment().key, device.sm), endpoint.precision, component)
+        return path, f"add {device.sm} to build.rtx_compute_capabilities"
+
+    def api(self) -> ModuleType:
         api = load()
-        assert not isinstance(device, str) and not isinstance(api, str)  # check() said so
-        path = engine_path(ctx, folder_key(probe().key, device.sm), endpoint.precision, component)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not built (add {device.sm} to build.rtx_compute_capabilities)")
-        return TrtSession(path, endpoint.device, api)
+        assert not isinstance(api, str)  # check() said so
+        return api
 
 
 BACKEND = TensorRTRTXBackend()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from pipelines import __version__
+from pipelines.version import __version__
 
 if TYPE_CHECKING:
     from pipelines.descriptor import Descriptor

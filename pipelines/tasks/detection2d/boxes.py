@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from pipelines.comparison import OutputComparison
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ DETECTION_CHECKS = ("detections.score", "detections.matched")
 
 def compare_detections(
     ref: Detections, test: Detections, atol: float, rtol: float, threshold: float, min_iou: float = 0.5
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, OutputComparison]:
     """verify's end-to-end check of one image at the deployed operating point (`threshold`): every
     detection scoring over threshold + atol on either side has a partner on the other (same class,
     IoU >= min_iou, greedy by score), and partners' scores agree within atol + rtol x |ref|. This
@@ -134,28 +135,27 @@ def compare_detections(
     r_s = np.asarray([ref.scores[i] for i, _ in pairs], np.float64)
     t_s = np.asarray([test.scores[j] for _, j in pairs], np.float64)
     err = np.abs(r_s - t_s)
-    score: dict[str, Any] = {
-        "pass": bool(np.all(err <= atol + rtol * np.abs(r_s))),
-        "max_abs_error": float(err.max()) if len(err) else 0.0,
-        "pairs": len(pairs),
-        "atol": atol,
-        "rtol": rtol,
-    }
-    if not score["pass"]:
+    passed = bool(np.all(err <= atol + rtol * np.abs(r_s)))
+    why = None
+    if not passed:
         k = int(np.argmax(err))
-        score["error"] = (
+        why = (
             f"score {t_s[k]:.4f} vs reference {r_s[k]:.4f} (class {int(ref.labels[pairs[k][0]])}; "
             f"atol {atol:g}, rtol {rtol:g})"
         )
+    score = OutputComparison(
+        passed, error=why, max_abs_error=float(err.max()) if len(err) else 0.0, pairs=len(pairs), atol=atol, rtol=rtol
+    )
     paired_r, paired_t = {i for i, _ in pairs}, {j for _, j in pairs}
     lonely = [("reference", ref, i) for i in r_idx if i not in paired_r and ref.scores[i] > threshold + atol]
     lonely += [("test", test, j) for j in t_idx if j not in paired_t and test.scores[j] > threshold + atol]
-    matched: dict[str, Any] = {"pass": not lonely, "max_abs_error": float(len(lonely)), "pairs": len(pairs)}
+    why = None
     if lonely:
         side, d, k = lonely[0]
         x1, y1, x2, y2 = (round(float(v), 1) for v in d.boxes[k])
-        matched["error"] = (
+        why = (
             f"{len(lonely)} detections without a partner; first: {side} class {int(d.labels[k])} score "
             f"{float(d.scores[k]):.3f} at ({x1}, {y1}, {x2}, {y2})"
         )
+    matched = OutputComparison(not lonely, error=why, max_abs_error=float(len(lonely)), pairs=len(pairs))
     return dict(zip(DETECTION_CHECKS, (score, matched), strict=True))

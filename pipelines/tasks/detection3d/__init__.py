@@ -7,6 +7,8 @@ shared by every backend.
 Dataset: mmdet3d's v2 info files (`info_<split>.pkl`, or AWML's T4dataset infos) with `.bin` points.
 """
 
-from pipelines.tasks.detection3d.task import Detection3DTask
+from pipelines.tasks.detection3d.task import Detection3DOptions, Detection3DTask
 
 TASK = Detection3DTask
+
+__all__ = ["TASK", "Detection3DOptions", "Detection3DTask"]

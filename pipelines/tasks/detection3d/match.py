@@ -6,10 +6,10 @@ partner fails unless its score is within the score tolerance of the threshold (i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
+from pipelines.comparison import OutputComparison
 from pipelines.descriptor import Tolerance
 from pipelines.tasks.detection3d.decode import Boxes3D
 
@@ -32,26 +32,28 @@ def match(ref: Boxes3D, test: Boxes3D) -> list[tuple[int, int]]:
     return pairs
 
 
-def _errors(ref: np.ndarray, test: np.ndarray, err: np.ndarray, tol: Tolerance, pairs: list[tuple[int, int]]) -> dict:
+def _errors(
+    ref: np.ndarray, test: np.ndarray, err: np.ndarray, tol: Tolerance, pairs: list[tuple[int, int]]
+) -> OutputComparison:
     if err.size == 0:
-        return {"pass": True, "max_abs_error": 0.0, "worst_index": [], "atol": tol.atol, "rtol": tol.rtol}
+        return OutputComparison(True, max_abs_error=0.0, worst_index=(), atol=tol.atol, rtol=tol.rtol)
     allowed = tol.atol + tol.rtol * np.abs(ref)
     worst = np.unravel_index(int(np.argmax(err / np.maximum(allowed, 1e-300))), err.shape)
-    return {
-        "pass": bool(np.all(err <= allowed)),
-        "max_abs_error": float(err.max()),
-        "worst_index": [pairs[worst[0]][0], *[int(w) for w in worst[1:]]],
-        "worst_ref": float(ref[worst]),
-        "worst_test": float(test[worst]),
-        "failed_elements": int(np.count_nonzero(err > allowed)),
-        "atol": tol.atol,
-        "rtol": tol.rtol,
-    }
+    return OutputComparison(
+        passed=bool(np.all(err <= allowed)),
+        max_abs_error=float(err.max()),
+        worst_index=(pairs[worst[0]][0], *[int(w) for w in worst[1:]]),
+        worst_ref=float(ref[worst]),
+        worst_test=float(test[worst]),
+        failed_elements=int(np.count_nonzero(err > allowed)),
+        atol=tol.atol,
+        rtol=tol.rtol,
+    )
 
 
 def compare_boxes(
     ref: Boxes3D, test: Boxes3D, tolerance: Callable[[str], Tolerance], score_threshold: float
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, OutputComparison]:
     pairs = match(ref, test)
     ri = np.asarray([i for i, _ in pairs], np.int64)
     ti = np.asarray([j for _, j in pairs], np.int64)
@@ -76,12 +78,13 @@ def compare_boxes(
     lonely = [("reference", b, i) for b, i in ((ref, i) for i in sorted(set(range(len(ref))) - set(ri.tolist())))]
     lonely += [("test", b, j) for b, j in ((test, j) for j in sorted(set(range(len(test))) - set(ti.tolist())))]
     bad = [(side, b, k) for side, b, k in lonely if b.scores[k] > margin]
-    out["boxes.matched"] = {"pass": not bad, "max_abs_error": float(len(bad)), "pairs": len(pairs)}
+    why = None
     if bad:
         side, b, k = bad[0]
         x, y = b.boxes[k, :2]
-        out["boxes.matched"]["error"] = (
+        why = (
             f"{len(bad)} boxes without a partner; first: {side} box {k} (label {int(b.labels[k])}, "
             f"score {b.scores[k]:.3f}) at ({x:.2f}, {y:.2f})"
         )
+    out["boxes.matched"] = OutputComparison(not bad, error=why, max_abs_error=float(len(bad)), pairs=len(pairs))
     return out

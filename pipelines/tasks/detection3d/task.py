@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.comparison import OutputComparison
 from pipelines.descriptor import Endpoint, Tolerance
 from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.latency import Timer
-from pipelines.tasks.base import Model, Task
+from pipelines.tasks.base import Task
 from pipelines.tasks.detection3d import params as deploy
 from pipelines.tasks.detection3d import sweeps
 from pipelines.tasks.detection3d.data import Frame, load_frames
@@ -21,6 +22,7 @@ from pipelines.tasks.detection3d.match import BOX_CHECKS, compare_boxes
 from pipelines.tasks.detection3d.metrics import detection_metrics
 from pipelines.tasks.detection3d.scatter import scatter
 from pipelines.tasks.detection3d.voxelize import decorate, voxelize
+from pipelines.tasks.model import Model
 
 HEAD_OUTPUTS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 
@@ -51,7 +53,7 @@ class Detection3DTask(Task):
         super().__init__(ctx)
         from pipelines.sources.openmmlab import load_config
 
-        where = f"models/{ctx.name}/model.yaml: components"
+        where = f"{ctx.descriptor_file}: components"
         if len(ctx.descriptor.components) != 2:
             raise ModelzooError(f"{where}: detection3d needs two (voxel encoder, backbone/neck/head)")
         self.encoder, self.head = ctx.descriptor.components
@@ -63,7 +65,7 @@ class Detection3DTask(Task):
         o = self.options
         self.params = deploy.with_autoware_settings(
             deploy.from_config(self.cfg, self.config_file),
-            f"models/{ctx.name}/model.yaml: task_options",
+            f"{ctx.descriptor_file}: task_options",
             o.autoware_labels,
             o.yaw_norm_thresholds,
             o.distance_bin_upper_limits,
@@ -123,7 +125,7 @@ class Detection3DTask(Task):
         if made != (points, features, ny, nx):
             raise ModelzooError(
                 f"{where}: makes {made[0]} points x {made[1]} features per pillar on a {made[3]} x {made[2]} grid, "
-                f"the model takes {points} x {features} on {nx} x {ny} (models/{self.ctx.name}/model.yaml)"
+                f"the model takes {points} x {features} on {nx} x {ny} ({self.ctx.descriptor_file})"
             )
 
     def load_samples(self, dataset: Path, split: str, limit: int) -> list[Frame]:
@@ -167,5 +169,5 @@ class Detection3DTask(Task):
 
     def compare_predictions(
         self, ref: Boxes3D, test: Boxes3D, tolerance: Callable[[str], Tolerance]
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, OutputComparison]:
         return compare_boxes(ref, test, tolerance, self.params.score_threshold)

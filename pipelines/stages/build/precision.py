@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import DescriptorError, ModelzooError
+from pipelines.stages.signature import check_signature, stamp_metadata
 
 if TYPE_CHECKING:
     import onnx
@@ -60,19 +61,13 @@ def fp16_block_list(ctx: ModelContext) -> list[str]:
     return sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(ctx.descriptor.build.fp16_block_list))
 
 
-def _where(ctx: ModelContext) -> str:
-    return f"models/{ctx.name}/model.yaml"
-
-
 def _finish(ctx: ModelContext, component: str, model: onnx.ModelProto, dest: Path, meta: dict[str, str]) -> None:
     """Check the variant (valid ONNX, the descriptor's I/O signature unchanged), stamp it, save it."""
     import onnx
 
-    from pipelines.stages.export import check_signature, stamp_metadata
-
     comp = next(c for c in ctx.descriptor.components if c.name == component)
     onnx.checker.check_model(model)
-    check_signature(model, comp, f"{dest.name} ({meta['precision']} variant of {_where(ctx)})")
+    check_signature(model, comp, f"{dest.name} ({meta['precision']} variant of {ctx.descriptor_file})")
     stamp_metadata(model, meta)
     onnx.save(model, str(dest))
 
@@ -187,9 +182,7 @@ def calibration_sets(ctx: ModelContext) -> dict[str, CalibrationSet]:
         log.warning("calibration: split has %d samples, build.calibration_samples asks %d", len(samples), n)
     names = [c.name for c in desc.components]
     if type(task).calibration_inputs is Task.calibration_inputs:
-        from pipelines.stages.capture import capture_inputs
-
-        captured = capture_inputs(task, samples)  # the default hook, run once for all components
+        captured = task.capture_inputs(samples)  # the default hook, run once for all components
         inputs = {c: captured.get(c, []) for c in names}
     else:
         inputs = {c: task.calibration_inputs(samples, c) for c in names}
@@ -197,7 +190,7 @@ def calibration_sets(ctx: ModelContext) -> dict[str, CalibrationSet]:
     for comp in names:
         if not inputs[comp]:
             raise ModelzooError(
-                f"{_where(ctx)}: components.{comp}: the task never ran this component on calibration data"
+                f"{ctx.descriptor_file}: components.{comp}: the task never ran this component on calibration data"
             )
         indices = list(range(len(samples)))
         sets[comp] = CalibrationSet(desc.evaluation.dataset, desc.evaluation.split, indices, inputs[comp])
@@ -238,7 +231,7 @@ def _check_exclusions(ctx: ModelContext) -> None:
     for i, pattern in enumerate(patterns):
         if not any(excluded_nodes(ctx, m, [pattern]) for m in models):
             raise DescriptorError(
-                f"{_where(ctx)}: build.int8_exclude[{i}]: '{pattern}' matches no {'/'.join(WEIGHTED_OPS)} node"
+                f"{ctx.descriptor_file}: build.int8_exclude[{i}]: '{pattern}' matches no {'/'.join(WEIGHTED_OPS)} node"
             )
 
 
@@ -250,7 +243,7 @@ def _check_fixed_shapes(ctx: ModelContext, component: str, calib: CalibrationSet
     varying = sorted(name for name, seen in shapes.items() if len(seen) > 1)
     if varying:
         raise DescriptorError(
-            f"{_where(ctx)}: build.calibration_method: {method} needs one input shape per component, but "
+            f"{ctx.descriptor_file}: build.calibration_method: {method} needs one input shape per component, but "
             f"{component}.{varying[0]} varies across calibration samples: use MinMax"
         )
 
@@ -280,7 +273,7 @@ def make_int8(ctx: ModelContext, component: str, dest: Path) -> dict[str, Any]:
         ]
         if lost:
             raise DescriptorError(
-                f"{_where(ctx)}: build.int8_exclude: '{lost[0]}' matches {component} nodes that ONNX Runtime's "
+                f"{ctx.descriptor_file}: build.int8_exclude: '{lost[0]}' matches {component} nodes that ONNX Runtime's "
                 "pre-processing renamed or fused away: match the names in its output"
             )
         quantize_static(
@@ -323,5 +316,7 @@ def make_variant(ctx: ModelContext, precision: str, component: str, dest: Path) 
     """Write the `precision` variant of a component's fp32 ONNX to `dest`; returns what was done."""
     if precision not in POLICIES:
         known = ", ".join(["fp32", *POLICIES])
-        raise ModelzooError(f"{_where(ctx)}: build.precisions: '{precision}' has no ONNX policy (known: {known})")
+        raise ModelzooError(
+            f"{ctx.descriptor_file}: build.precisions: '{precision}' has no ONNX policy (known: {known})"
+        )
     return POLICIES[precision](ctx, component, dest)

@@ -1,4 +1,4 @@
-"""build: precision variants of the ONNX files, then one deployable artifact per target.
+"""The build stage: precision variants of the ONNX files, then one deployable artifact per target.
 
 A target that cannot build here (no TensorRT, no GPU) records why in build.json and writes no file:
 its environment key differs on a capable machine, so DVC reruns the build there.
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.buildenv import BUILD_ENVIRONMENT, build_environment
 from pipelines.fileio import atomic_dir, sha256_file, write_json
-from pipelines.precision import make_variant
 from pipelines.runtimes import build_folders, get_target, target_environment
+from pipelines.stages.build.precision import make_variant
 
 if TYPE_CHECKING:
     from pipelines.workspace import ModelContext
