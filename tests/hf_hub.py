@@ -27,7 +27,7 @@ from pipelines.registry.manifest import (
     artifact_prefix,
     manifest_path,
 )
-from pipelines.registry.store import LocalStore, Store
+from pipelines.registry.stores import LocalStore, Store
 from tests.consumer_registry import Art, model_entry
 
 OLAH = Path(sys.executable).with_name("olah-cli")

@@ -16,7 +16,7 @@ from pipelines.consumer.pin import Pin
 from pipelines.descriptor import Autoware, parse_descriptor
 from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.registry.huggingface import _Git
-from pipelines.registry.store import LocalStore
+from pipelines.registry.stores import LocalStore
 from tests.consumer_registry import Art, standard_files
 from tests.hf_hub import put_release
 

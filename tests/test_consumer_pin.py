@@ -14,7 +14,7 @@ from pipelines.consumer import IncompatibleRelease, check_interface
 from pipelines.consumer.pin import load_pin
 from pipelines.consumer.targets import target_matches
 from pipelines.errors import ModelzooError, UsageError
-from pipelines.registry.store import S3Store
+from pipelines.registry.stores import S3Store
 from tests.conftest import S3Server
 from tests.consumer_registry import put_release, standard_files
 

@@ -25,7 +25,7 @@ from pipelines.registry.manifest import (
     manifest_path,
 )
 from pipelines.registry.signing import generate_keypair
-from pipelines.registry.store import LocalStore
+from pipelines.registry.stores import LocalStore
 from tests.conftest import free_port
 from tests.consumer_registry import Art, sign_release, standard_files
 from tests.hf_hub import HF, PACKAGES, LocalHub, missing_tools, put_release, start_hub

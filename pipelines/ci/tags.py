@@ -8,8 +8,8 @@ from pathlib import Path
 
 import semver
 
-from pipelines.ci.git import is_ancestor, rev_parse
 from pipelines.errors import UsageError
+from pipelines.gitrepo import is_ancestor, rev_parse
 
 TAG = re.compile(r"^v(?P<version>\d+\.\d+\.\d+)$")
 

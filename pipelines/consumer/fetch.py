@@ -33,7 +33,7 @@ from pipelines.fileio import CHUNK, sha256_file, write_text
 from pipelines.registry.manifest import FileEntry, Manifest, manifest_path
 from pipelines.registry.releases import fetch_manifest
 from pipelines.registry.signing import Verifier, read_signature
-from pipelines.registry.store import RegistryError, Store, open_store
+from pipelines.registry.stores import RegistryError, Store
 
 PROGRESS_MIN = 16 << 20
 PART_SUFFIX = ".part"
@@ -341,7 +341,7 @@ def _record(release: Release, pin: Pin, model: str, files: list[Planned]) -> str
 def prepare(pin: Pin, base: Path, dest: Path | None = None) -> tuple[Store, Release, list[Planned], list[str]]:
     """Resolve the release, check its interface and list what `fetch` would place; downloads no artifact."""
     dest = (dest or pin.dest_dir(base)).resolve()
-    store = open_store(pin.registry_url(base), pin.endpoint_url)
+    store = pin.location(base).store()
     release = resolve_release(store, pin.version, pin.verifier(base))
     warning = check_interface(release.manifest.interface_version, pin.interface, release=f"release {release.requested}")
     warnings = [warning] if warning else []

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import semver
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pipelines.consumer.compat import InterfaceRange
 from pipelines.errors import UsageError
 from pipelines.fileio import write_text
+from pipelines.registry.location import RegistryLocation
 from pipelines.registry.manifest import BLEEDING_EDGE
 from pipelines.registry.signing import Verifier, load_verifier
 from pipelines.yamlio import dump_yaml, load_yaml
@@ -90,11 +90,9 @@ class Pin(BaseModel):
             raise ValueError("a model is named twice")
         return v
 
-    def registry_url(self, base: Path) -> str:
-        """The registry URL, a relative local path taken relative to the pin file's folder."""
-        if urlsplit(self.registry).scheme.lower() in ("s3", "http", "https", "file"):
-            return self.registry
-        return str((base / self.registry).resolve())
+    def location(self, base: Path) -> RegistryLocation:
+        """The registry (a relative local path is relative to the pin file's folder) and its endpoint."""
+        return RegistryLocation.resolve(self.registry, self.endpoint_url, base=base)
 
     def dest_dir(self, base: Path) -> Path:
         return (base / self.dest).resolve()

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from pipelines.errors import ModelzooError, UsageError
-
-REGISTRY_ENV = "MODELZOO_REGISTRY"
-DEFAULT_REGISTRY = "registry"  # the embedded local registry at the repository root
+from pipelines.gitrepo import find_root
+from pipelines.registry.location import DEFAULT_REGISTRY, ENDPOINT_ENV, REGISTRY_ENV, RegistryLocation
+from pipelines.registry.stores.base import Store
 
 RegistryOpt = Annotated[
     str | None,
@@ -22,7 +22,7 @@ RegistryOpt = Annotated[
 ]
 EndpointOpt = Annotated[
     str | None,
-    typer.Option("--endpoint-url", help="S3-compatible server (default: $MODELZOO_S3_ENDPOINT_URL)."),
+    typer.Option("--endpoint-url", help=f"S3-compatible server (default: ${ENDPOINT_ENV})."),
 ]
 
 AllowOlderOpt = Annotated[
@@ -37,28 +37,13 @@ release_app = typer.Typer(help="The versioning rules: what a tag must bump, and 
 registry_app = typer.Typer(help="Registry upkeep and dataset info files.", no_args_is_help=True)
 
 
-def _root() -> Path:
-    from pipelines.workspace import find_root
-
-    return find_root()
-
-
-def registry_url(given: str | None) -> str:
-    url = given or os.environ.get(REGISTRY_ENV)
-    if url:
-        return url
-    return str(_root() / DEFAULT_REGISTRY)
-
-
 def _writable(output: Path) -> None:
     if output.is_dir():
         raise UsageError(f"--output {output}: is a directory: name the file to write")
 
 
-def _store(given: str | None, endpoint: str | None):  # type: ignore[no-untyped-def]
-    from pipelines.registry.store import open_store
-
-    return open_store(registry_url(given), endpoint)
+def _store(registry: str | None, endpoint_url: str | None) -> Store:
+    return RegistryLocation.resolve(registry, endpoint_url).store()
 
 
 def publish(
@@ -103,14 +88,12 @@ def publish(
             f"publish: no signing key: set ${SIGNING_KEY_ENV} (a PEM file or the PEM itself, see "
             "`modelzoo registry keygen`) or pass --signing-key; --unsigned publishes without a signature"
         )
-    url = registry_url(registry)
-    store = _store(url, endpoint_url)
+    location = RegistryLocation.resolve(registry, endpoint_url)
     result = run_publish(
-        _root(),
-        store,
+        find_root(),
+        location.store(),
         version or BLEEDING_EDGE,
-        registry_url=url,
-        endpoint_url=endpoint_url or os.environ.get("MODELZOO_S3_ENDPOINT_URL"),
+        location=location,
         push_dvc=dvc_push,
         only=models,
         allow_older=allow_older,
@@ -199,7 +182,7 @@ def release_check(
         typer.echo(f"{tag}: no earlier release in {store.url}: any version may be the first")
         return
     previous = require_manifest(store, prev)
-    changes = compare(previous, {n: m.entry for n, m in local_models(_root(), models).items()})
+    changes = compare(previous, {n: m.entry for n, m in local_models(find_root(), models).items()})
     needed = required_bump(changes)
     for c in changes:
         typer.echo(f"  {c.level}  {c.model}: {c.reason}")
@@ -270,13 +253,13 @@ def index(
     from pipelines.registry.charts import write_charts
     from pipelines.registry.history import read_history
     from pipelines.registry.index import TEMPLATE, render_markdown
-    from pipelines.registry.manifest import safe_relpath
+    from pipelines.registry.stores.base import safe_relpath
 
     try:
         safe_relpath(charts.rstrip("/"))
     except ValueError as err:
         raise UsageError(f"--charts: {err}") from None
-    root = _root()
+    root = find_root()
     dest = output or root / "MODELS.md"
     _writable(dest)
     history = read_history(_store(registry, endpoint_url))

@@ -50,7 +50,7 @@ from pipelines.fileio import CHUNK
 from pipelines.registry.manifest import Manifest, manifest_path, parse_manifest
 from pipelines.registry.releases import check_version
 from pipelines.registry.signing import read_signature
-from pipelines.registry.store import RegistryError, Store
+from pipelines.registry.stores import RegistryError, Store
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pipelines.registry.charts import chart_name
 from pipelines.registry.history import History, read_history
 from pipelines.registry.huggingface import hub_tag
 from pipelines.registry.manifest import BLEEDING_EDGE, FileEntry, Manifest, ModelEntry
-from pipelines.registry.store import Store
+from pipelines.registry.stores import Store
 
 TEMPLATE = "MODELS.md.j2"
 # The trend charts, relative to MODELS.md (committed with it, so GitHub shows them).

@@ -15,13 +15,13 @@ an artifact path always names the same bytes.
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines import DESCRIPTOR_INTERFACE_VERSION
+from pipelines.registry.stores.base import safe_relpath
 
 MANIFEST_SCHEMA = 1
 # The one size cap of every JSON manifest or artifact record read from a registry.
@@ -32,21 +32,6 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def safe_relpath(path: str) -> str:
-    """A registry- or destination-relative path that cannot escape its root."""
-    norm = posixpath.normpath(path)
-    if (
-        not path
-        or path.startswith(("/", "\\"))
-        or "\\" in path
-        or norm.startswith("..")
-        or norm != path
-        or re.match(r"^[A-Za-z]:", path)
-    ):
-        raise ValueError(f"unsafe path {path!r}: must be relative, normalized and stay inside its root")
-    return path
 
 
 class FileEntry(Strict):

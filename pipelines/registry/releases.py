@@ -16,7 +16,7 @@ from pipelines.registry.manifest import (
     parse_manifest,
     read_manifest_json,
 )
-from pipelines.registry.store import RegistryError, Store
+from pipelines.registry.stores import RegistryError, Store
 
 if TYPE_CHECKING:
     from pipelines.registry.signing import Verifier

@@ -13,8 +13,8 @@ from pipelines import __version__
 from pipelines.descriptor import Component, TensorSpec
 from pipelines.errors import ModelzooError
 from pipelines.fileio import atomic_dir, sha256_file, write_json, write_text
+from pipelines.gitrepo import head_commit
 from pipelines.stages.capture import capture_inputs
-from pipelines.stages.provenance import git_commit
 from pipelines.tasks import get_task
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def run_export(ctx: ModelContext) -> dict[str, Any]:
         "model_version": desc.version,
         "algorithm": desc.algorithm,
         "checkpoint_sha256": sha256_file(ctx.checkpoint),
-        "git_commit": git_commit(ctx.root),
+        "git_commit": head_commit(ctx.root),
         "producer": "modelzoo",
     }
     report: dict[str, Any] = {"model": desc.name, "metadata": meta, "components": {}}
