@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.consumer.layout import check_bundle, packages  # noqa: E402
 from pipelines.registry.huggingface import publish_hub  # noqa: E402
+from pipelines.registry.layout import check_bundle, packages  # noqa: E402
 from pipelines.registry.location import open_store  # noqa: E402
 from pipelines.registry.releases import require_manifest  # noqa: E402
 from tests.conftest import free_port  # noqa: E402

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.consumer.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, BUNDLE_SIGNATURE, bundle_files
 from pipelines.registry.huggingface import HubPublish, TagConflict, publish_hub
+from pipelines.registry.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, BUNDLE_SIGNATURE, bundle_files
 from pipelines.registry.manifest import (
     Manifest,
     manifest_path,

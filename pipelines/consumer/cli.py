@@ -122,7 +122,7 @@ def check_bundle_cmd(
     """Verify a package folder that `hf download` or `modelzoo fetch --layout autoware` wrote: with
     --public-key the manifest it carries is signed by that key; every file of that manifest is there
     with its sha256 (exit 6 naming the first that is not)."""
-    from pipelines.consumer.layout import check_bundle
+    from pipelines.registry.layout import check_bundle
     from pipelines.registry.signing import load_verifier
 
     verifier = load_verifier(public_key, Path.cwd(), "--public-key") if public_key else None

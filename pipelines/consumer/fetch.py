@@ -123,7 +123,7 @@ def plan(release: Release, pin: Pin, dest: Path) -> list[Planned]:
 
 def plan_autoware(release: Release, pin: Pin, dest: Path) -> list[Planned]:
     """The autoware layout: each pinned model's portable and ROS files flat in <dest>/<package>/."""
-    from pipelines.consumer.layout import bundle_files
+    from pipelines.registry.layout import bundle_files
 
     where = f"release {release.requested}"
     if pin.target != "onnx":
@@ -156,7 +156,7 @@ def _records(release: Release, pin: Pin, planned: list[Planned]) -> list[tuple[s
             (f"{model}/{RELEASE_RECORD}", _record(release, pin, model, [p for p in planned if p.model == model]))
             for model in pin.models
         ]
-    from pipelines.consumer.layout import (
+    from pipelines.registry.layout import (
         BUNDLE_MANIFEST,
         BUNDLE_RECORD,
         BUNDLE_SIGNATURE,

@@ -57,7 +57,7 @@ class Pin(BaseModel):
     models: list[str]
     dest: str = "autoware_data"
     public_key: str | None = None
-    # "model": <dest>/<model>/<file>; "autoware": <dest>/<autoware package>/<file> (pipelines/consumer/layout.py).
+    # "model": <dest>/<model>/<file>; "autoware": <dest>/<autoware package>/<file> (pipelines/registry/layout.py).
     layout: Literal["model", "autoware"] = "model"
 
     @field_validator("version")
