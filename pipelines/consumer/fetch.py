@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipelines.consumer.compat import RELEASE_RECORD, check_interface
-from pipelines.consumer.pin import Pin, check_version
+from pipelines.consumer.pin import Pin
 from pipelines.consumer.targets import select_files
 from pipelines.errors import ModelzooError
 from pipelines.fileio import CHUNK, sha256_file, write_text
 from pipelines.registry.manifest import FileEntry, Manifest, manifest_path
-from pipelines.registry.releases import fetch_manifest
+from pipelines.registry.releases import check_version, fetch_manifest
 from pipelines.registry.signing import Verifier, read_signature
 from pipelines.registry.stores import RegistryError, Store
 
@@ -90,7 +90,7 @@ def resolve_release(store: Store, version: str, verifier: Verifier | None = None
         return Release(manifest, version, version, len(data), data)
     where = f"{store.url}/{manifest_path(version)}"
     try:
-        target = check_version(manifest.alias_of)
+        target = check_version(manifest.alias_of, git_tag=False)
     except ValueError as err:
         raise RegistryError(f"{where}: alias_of {err}") from None
     aliased, more = fetch_manifest(store, target, verifier)

@@ -19,14 +19,13 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import semver
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from pipelines.consumer.compat import InterfaceRange
-from pipelines.errors import UsageError
+from pipelines.errors import UsageError, format_validation_error
 from pipelines.fileio import write_text
 from pipelines.registry.location import RegistryLocation
-from pipelines.registry.manifest import BLEEDING_EDGE
+from pipelines.registry.releases import check_version
 from pipelines.registry.signing import Verifier, load_verifier
 from pipelines.yamlio import dump_yaml, load_yaml
 
@@ -34,15 +33,6 @@ PIN_FILE = "modelzoo.yaml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 TARGET = re.compile(r"^[a-z0-9][a-z0-9._]*(-[a-z0-9._]+)*$")
 HEADER = "# Which modelzoo release this repository uses: `modelzoo fetch` downloads exactly these files.\n"
-
-
-def check_version(v: str) -> str:
-    if v != BLEEDING_EDGE:
-        try:
-            semver.Version.parse(v)
-        except (ValueError, TypeError):
-            raise ValueError(f"{v!r}: expected X.Y.Z or {BLEEDING_EDGE}") from None
-    return v
 
 
 class Pin(BaseModel):
@@ -63,7 +53,7 @@ class Pin(BaseModel):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        return check_version(v)
+        return check_version(v, git_tag=False, bleeding_edge=True)
 
     @field_validator("target")
     @classmethod
@@ -102,12 +92,6 @@ class Pin(BaseModel):
         return load_verifier(self.public_key, base, "public_key") if self.public_key else None
 
 
-def _first_error(err: ValidationError) -> str:
-    e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-    return f"{where}: {e['msg']}"
-
-
 def load_pin(path: Path) -> Pin:
     if not Path(path).exists():
         raise UsageError(f"{path}: not found (write one with `modelzoo pin`)")
@@ -117,7 +101,7 @@ def load_pin(path: Path) -> Pin:
     try:
         return Pin.model_validate(data)
     except ValidationError as err:
-        raise UsageError(f"{path}: {_first_error(err)}") from None
+        raise UsageError(format_validation_error(str(path), err)) from None
 
 
 def save_pin(path: Path, pin: Pin) -> None:
@@ -134,4 +118,4 @@ def updated_pin(current: Pin | None, **changes: object) -> Pin:
     try:
         return Pin.model_validate(data)
     except ValidationError as err:
-        raise UsageError(f"pin: {_first_error(err)}") from None
+        raise UsageError(format_validation_error("pin", err)) from None

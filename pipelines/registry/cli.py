@@ -202,12 +202,11 @@ def release_diff(
 ) -> None:
     """Release notes in Markdown: per model, changed files, fingerprints, metric and latency deltas."""
     from pipelines.fileio import write_text
-    from pipelines.registry.manifest import BLEEDING_EDGE
     from pipelines.registry.releases import check_version, require_manifest
     from pipelines.registry.versioning import diff_markdown
 
     store = _store(registry, endpoint_url)
-    ma, mb = (require_manifest(store, v if v == BLEEDING_EDGE else check_version(v)) for v in (a, b))
+    ma, mb = (require_manifest(store, check_version(v, bleeding_edge=True)) for v in (a, b))
     text = diff_markdown(ma, mb)
     if output:
         _writable(output)
@@ -226,12 +225,11 @@ def release_verify(
 ) -> None:
     """Check a release's signature with the public key, then re-hash every file its manifest names (exit 6)."""
     from pipelines.registry.housekeeping import verify_release
-    from pipelines.registry.manifest import BLEEDING_EDGE
     from pipelines.registry.releases import check_version
     from pipelines.registry.signing import load_verifier
 
     store = _store(registry, endpoint_url)
-    v = version if version == BLEEDING_EDGE else check_version(version)
+    v = check_version(version, bleeding_edge=True)
     checked = verify_release(store, v, load_verifier(public_key, Path.cwd(), "--public-key"))
     for line in checked.lines:
         typer.echo(f"  {line}")

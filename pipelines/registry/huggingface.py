@@ -47,8 +47,8 @@ from pipelines.registry.layout import (
     packages,
     repository,
 )
-from pipelines.registry.manifest import Manifest, manifest_path, parse_manifest
-from pipelines.registry.releases import check_version
+from pipelines.registry.manifest import Manifest, manifest_path
+from pipelines.registry.releases import check_version, fetch_manifest
 from pipelines.registry.signing import read_signature
 from pipelines.registry.stores import RegistryError, Store
 
@@ -268,12 +268,7 @@ def publish_hub(
     key = manifest_path(released)
     if store.stat(key) is None:
         raise RegistryError(f"{store.url}/{key}: not found (release {released}, which vX.Y tags)")
-    with store.open_read(key) as f:
-        manifest_bytes = f.read()
-    try:
-        manifest = parse_manifest(manifest_bytes, f"{store.url}/{key}")
-    except ValueError as err:
-        raise RegistryError(str(err)) from None
+    manifest, manifest_bytes = fetch_manifest(store, released)
     tag = hub_tag(released)
     result = HubPublish(version, released, tag)
     chosen = [p for p in packages(manifest) if only is None or p in only]
