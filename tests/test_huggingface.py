@@ -254,9 +254,10 @@ def test_https_push_needs_a_token(tmp_path: Path) -> None:
 
 
 def test_models_md_lists_the_hf_download_line(published: Published) -> None:
-    from pipelines.registry.index import render_index
+    from pipelines.registry.history import read_history
+    from pipelines.registry.index import render_markdown
     from tests.conftest import REPO
 
-    text = render_index(published.store, REPO / "MODELS.md.j2")
+    text = render_markdown(read_history(published.store), REPO / "MODELS.md.j2")
     for pkg in ("lidar_alpha", "pkg_two"):
         assert f"hf download AutowareFoundation/{pkg} --revision v1.1 --local-dir ~/autoware_data/{pkg}\n" in text
