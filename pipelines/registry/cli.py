@@ -42,7 +42,8 @@ def _writable(output: Path) -> None:
         raise UsageError(f"--output {output}: is a directory: name the file to write")
 
 
-def _store(registry: str | None, endpoint_url: str | None) -> Store:
+def open_registry(registry: str | None, endpoint_url: str | None) -> Store:
+    """The store of the --registry/--endpoint-url options (or the environment, or the embedded registry)."""
     return RegistryLocation.resolve(registry, endpoint_url).store()
 
 
@@ -141,7 +142,12 @@ def publish_hf(
             return
         raise UsageError(f"publish-hf: ${TOKEN_ENV} is not set: the push to {url} needs a write token")
     result = publish_hub(
-        _store(registry, endpoint_url), version, hub_url=url, token=token, lfs_threshold=lfs_threshold, only=packages
+        open_registry(registry, endpoint_url),
+        version,
+        hub_url=url,
+        token=token,
+        lfs_threshold=lfs_threshold,
+        only=packages,
     )
     for r in result.repos:
         typer.echo(
@@ -175,7 +181,7 @@ def release_check(
     from pipelines.registry.versioning import LEVELS, compare, required_bump, tag_bump
 
     version = check_version(tag)
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     check_forward(release_versions(store), version, allow_older=allow_older)
     prev = check_version(against) if against else previous_release(store, version)
     if prev is None:
@@ -205,7 +211,7 @@ def release_diff(
     from pipelines.registry.releases import check_version, require_manifest
     from pipelines.registry.versioning import diff_markdown
 
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     ma, mb = (require_manifest(store, check_version(v, bleeding_edge=True)) for v in (a, b))
     text = diff_markdown(ma, mb)
     if output:
@@ -228,7 +234,7 @@ def release_verify(
     from pipelines.registry.releases import check_version
     from pipelines.registry.signing import load_verifier
 
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     v = check_version(version, bleeding_edge=True)
     checked = verify_release(store, v, load_verifier(public_key, Path.cwd(), "--public-key"))
     for line in checked.lines:
@@ -260,7 +266,7 @@ def index(
     root = find_root()
     dest = output or root / "MODELS.md"
     _writable(dest)
-    history = read_history(_store(registry, endpoint_url))
+    history = read_history(open_registry(registry, endpoint_url))
     written = write_charts(history, dest.parent / charts)
     text = render_markdown(history, template or root / TEMPLATE, base_url, charts)
     typer.echo(f"{dest.parent / charts}: {len(written)} chart(s)")
@@ -276,7 +282,7 @@ def registry_init(registry: RegistryOpt = None, endpoint_url: EndpointOpt = None
     """Create a local registry, or apply the S3 lifecycle rule that aborts incomplete multipart uploads."""
     from pipelines.registry.housekeeping import init_registry
 
-    typer.echo(init_registry(_store(registry, endpoint_url)))
+    typer.echo(init_registry(open_registry(registry, endpoint_url)))
 
 
 @registry_app.command("gc")
@@ -289,7 +295,7 @@ def registry_gc(
     """Delete artifacts no kept release (nor the bleeding edge) names. Dry run unless --delete."""
     from pipelines.registry.housekeeping import plan_gc, run_gc
 
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     plan = plan_gc(store, keep)
     for obj in plan.delete:
         typer.echo(f"  {'delete' if delete else 'would delete'} {obj.key} ({obj.size} bytes)")
@@ -317,7 +323,7 @@ def registry_audit(
     from pipelines.registry.housekeeping import audit, audit_signatures
     from pipelines.registry.signing import load_verifier
 
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     checked, problems = audit(store)
     verifier = load_verifier(public_key, Path.cwd(), "--public-key") if public_key else None
     signatures = audit_signatures(store, verifier)
@@ -359,7 +365,7 @@ def registry_put_info(
     """Upload dataset info files to info/{version}/{set}/ (written once)."""
     from pipelines.registry.housekeeping import put_info
 
-    for key, state in put_info(_store(registry, endpoint_url), version, info_set, files):
+    for key, state in put_info(open_registry(registry, endpoint_url), version, info_set, files):
         typer.echo(f"  {state}: {key}")
 
 
@@ -374,7 +380,7 @@ def registry_put_auto_label(
     """Upload auto-labelling files to auto_label/{day}_{dataset}/ (written once)."""
     from pipelines.registry.housekeeping import put_auto_label
 
-    for key, state in put_auto_label(_store(registry, endpoint_url), day, dataset, files):
+    for key, state in put_auto_label(open_registry(registry, endpoint_url), day, dataset, files):
         typer.echo(f"  {state}: {key}")
 
 
@@ -387,7 +393,7 @@ def registry_ls(
     """List objects under a prefix (key and size); with no prefix, the releases."""
     from pipelines.registry.releases import read_manifest, release_versions
 
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     if not prefix:
         from pipelines.registry.manifest import BLEEDING_EDGE
 
