@@ -62,3 +62,19 @@ def test_bad_location_is_one_line_exit_2(tmp_path: Path, args: list[str], expect
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().count("\n") == 0 and expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_dvc_remote_is_one_name_and_the_old_one_goes(tmp_path: Path) -> None:
+    """publish and `modelzoo ci dvc-remote` configure the one remote `registry`; the second name publish
+    once wrote (`modelzoo-registry`) is removed from .dvc/config.local."""
+    from pipelines.registry.dvcremote import OLD_REMOTE, REMOTE, configure_remote
+
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "-q", "--no-scm"], cwd=tmp_path, check=True)
+    subprocess.run([*dvc, "remote", "add", "--local", OLD_REMOTE, str(tmp_path / "old")], cwd=tmp_path, check=True)
+    url = configure_remote(tmp_path, RegistryLocation.parse("reg", base=tmp_path))
+    assert url == str(tmp_path / "reg" / "dvc")
+    listed = subprocess.run([*dvc, "remote", "list"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert listed.stdout.split() == [REMOTE, url, "(default)"]
+    local = (tmp_path / ".dvc" / "config.local").read_text()
+    assert OLD_REMOTE not in local and "verify = true" in local and f"remote = {REMOTE}" in local
