@@ -43,6 +43,7 @@ def test_endpoint_comes_from_the_location_only(monkeypatch: pytest.MonkeyPatch, 
 def test_relative_paths_and_empty_registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(REGISTRY_ENV, raising=False)
     assert RegistryLocation.parse("reg", base=tmp_path).url == str(tmp_path / "reg")
+    assert RegistryLocation.parse("reg", "not a url", base=tmp_path).store()  # only S3 uses an endpoint
     assert RegistryLocation.parse(f"file://{tmp_path}/reg").url == str(tmp_path / "reg")
     with pytest.raises(UsageError, match="registry URL is empty"):
         RegistryLocation.resolve(embedded=False)

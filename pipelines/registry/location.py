@@ -48,7 +48,7 @@ class RegistryLocation:
             )
         else:
             location = str(((base or Path.cwd()) / url).resolve())
-        if endpoint_url and not is_http_url(endpoint_url):
+        if scheme == "s3" and endpoint_url and not is_http_url(endpoint_url):  # only an S3 client uses it
             raise RegistryError(
                 f"endpoint URL {endpoint_url.split('@')[-1]!r} (--endpoint-url, ${ENDPOINT_ENV} or the pin's "
                 "endpoint_url): expected http(s)://host[:port]",
