@@ -250,7 +250,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from pipelines.registry.store import open_store
+    from pipelines.registry.location import open_store
 
     work = Path(tempfile.mkdtemp(prefix="modelzoo-bench-fetch-"))
     port = free_port()

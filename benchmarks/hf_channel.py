@@ -20,10 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.consumer.layout import check_bundle, packages  # noqa: E402
 from pipelines.registry.huggingface import publish_hub  # noqa: E402
+from pipelines.registry.layout import check_bundle, packages  # noqa: E402
+from pipelines.registry.location import open_store  # noqa: E402
 from pipelines.registry.releases import require_manifest  # noqa: E402
-from pipelines.registry.store import open_store  # noqa: E402
 from scripts.local_hub import start_hub  # noqa: E402
 
 

@@ -166,8 +166,8 @@ def bucket(endpoint: str, name: str) -> str:
 
 
 def bench_one_of_n(tmp: Path, endpoint: str, n: int, hidden: int) -> dict[str, object]:
+    from pipelines.registry.location import open_store
     from pipelines.registry.publish import publish
-    from pipelines.registry.store import open_store
 
     models = {f"model_{i:02d}": (hidden, i) for i in range(n)}
     root = make_repo(tmp / "one_of_n", models)
@@ -202,7 +202,7 @@ CHILD = r"""
 import json, sys, time, tracemalloc
 from pathlib import Path
 from pipelines.registry.publish import publish
-from pipelines.registry.store import open_store
+from pipelines.registry.location import open_store
 import pipelines.registry.entry, onnx, boto3  # imports counted in the baseline
 root, url, endpoint = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 store = open_store(url, endpoint)
@@ -249,9 +249,9 @@ def bench_big(tmp: Path, endpoint: str, hidden: int) -> dict[str, object]:
 def bench_fifty(tmp: Path, n: int) -> dict[str, object]:
     from pipelines.registry.entry import local_models
     from pipelines.registry.index import render_index
+    from pipelines.registry.location import open_store
     from pipelines.registry.publish import publish
     from pipelines.registry.releases import read_manifest
-    from pipelines.registry.store import open_store
     from pipelines.registry.versioning import compare, required_bump
 
     root = make_repo(tmp / "fifty", {f"model_{i:02d}": (8, i) for i in range(n)})

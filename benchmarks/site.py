@@ -28,7 +28,7 @@ from site_registry import build_history  # noqa: E402
 
 from pipelines.registry import charts  # noqa: E402
 from pipelines.registry.history import read_history  # noqa: E402
-from pipelines.registry.store import LocalStore  # noqa: E402
+from pipelines.registry.stores import LocalStore  # noqa: E402
 from pipelines.site.build import build_site  # noqa: E402
 
 

@@ -19,6 +19,7 @@ import typer
 from pipelines.ci.cli import app as ci_app
 from pipelines.consumer.cli import check_bundle_cmd, fetch_cmd, pin_cmd
 from pipelines.errors import ModelzooError
+from pipelines.gitrepo import find_root
 
 app = typer.Typer(
     name="modelzoo",
@@ -43,20 +44,14 @@ log = logging.getLogger("modelzoo")
 ModelArg = Annotated[str, typer.Argument(help="Model name (a folder under models/).")]
 
 
-def _root() -> Path:
-    from pipelines.workspace import find_root
-
-    return find_root()
-
-
 def _ctx(name: str) -> Any:
     from pipelines.workspace import model_context
 
-    return model_context(_root(), name)
+    return model_context(find_root(), name)
 
 
 def _done(what: str, path: Path) -> None:
-    root = _root()
+    root = find_root()
     shown = path.relative_to(root) if path.is_relative_to(root) else path
     typer.echo(f"{what}: {shown}")
 
@@ -69,7 +64,7 @@ def validate(
     from pipelines.validate import validate_all
 
     warnings: list[str] = []
-    checked = validate_all(_root(), models or None, warnings)
+    checked = validate_all(find_root(), models or None, warnings)
     for line in warnings:
         typer.echo(f"warning: {line}", err=True)
     typer.echo(f"ok: {len(checked)} descriptor(s) valid: {', '.join(checked)}")
@@ -136,7 +131,7 @@ def env_cmd(
     if target not in TARGETS:
         raise ModelzooError(f"unknown target '{target}' (known: {', '.join(TARGETS)})", exit_code=2)
     env = target_environment(target)
-    write_json_if_changed(_root() / "artifacts" / "env" / f"{target}.json", env.to_json())
+    write_json_if_changed(find_root() / "artifacts" / "env" / f"{target}.json", env.to_json())
     typer.echo(f"{target}: {env.key}" + ("" if env.available else f" (unavailable: {env.reason})"))
 
 
@@ -177,7 +172,7 @@ def repro(
     """`dvc repro`, asked only about models whose inputs changed since their last successful run."""
     from pipelines.repro import run_repro
 
-    sys.exit(run_repro(_root(), models or None, dry=dry))
+    sys.exit(run_repro(find_root(), models or None, dry=dry))
 
 
 app.command("pin")(pin_cmd)

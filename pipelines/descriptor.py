@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import semver
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.errors import DescriptorError
+from pipelines.errors import DescriptorError, format_validation_error
 from pipelines.yamlio import load_yaml
 
 MODELS_DIR = "models"
@@ -305,21 +305,6 @@ def model_dir(root: Path, name: str) -> Path:
 
 def descriptor_path(root: Path, name: str) -> Path:
     return model_dir(root, name) / DESCRIPTOR_FILE
-
-
-# pydantic names the member of a union it tried (`shape.1.int`): not a field, left out of the dotted path.
-_UNION_MEMBER = re.compile(r"^(int|str|float|bool|none|constrained-\w+|function-\w+\[.*\]|\w+\[.*\])$")
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc if not (isinstance(p, str) and _UNION_MEMBER.match(p))) or "(top level)"
-
-
-def format_validation_error(path: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    msg = first["msg"].removeprefix("Value error, ")
-    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{path}: {_loc(first['loc'])}: {msg}{more}"
 
 
 def parse_descriptor(data: Any, path: str) -> Descriptor:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,22 +11,11 @@ from types import ModuleType
 from typing import Any
 
 from pipelines.descriptor import DESCRIPTOR_FILE, MODELS_DIR, Descriptor, load_descriptor, model_dir
-from pipelines.errors import DescriptorError, UsageError
+from pipelines.errors import DescriptorError
+from pipelines.gitrepo import PARAMS_FILE, find_root  # noqa: F401 (the root is found by gitrepo)
 from pipelines.yamlio import load_yaml
 
 ARTIFACTS = "artifacts"
-PARAMS_FILE = "params.yaml"
-
-
-def find_root(start: Path | None = None) -> Path:
-    """The repository root: the nearest folder upwards holding params.yaml (or $MODELZOO_ROOT)."""
-    if env := os.environ.get("MODELZOO_ROOT"):
-        return Path(env).resolve()
-    here = (start or Path.cwd()).resolve()
-    for p in (here, *here.parents):
-        if (p / PARAMS_FILE).is_file():
-            return p
-    raise UsageError(f"{PARAMS_FILE}: not found in {here} or any parent: run modelzoo inside the repository")
 
 
 def load_params(root: Path) -> dict[str, Any]:

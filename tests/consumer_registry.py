@@ -17,7 +17,7 @@ from pipelines.registry.manifest import (
     artifact_prefix,
     manifest_path,
 )
-from pipelines.registry.store import Store
+from pipelines.registry.stores import Store
 
 
 @dataclass(frozen=True)

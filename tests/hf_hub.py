@@ -14,7 +14,7 @@ from pipelines.registry.manifest import (
     artifact_prefix,
     manifest_path,
 )
-from pipelines.registry.store import LocalStore, Store
+from pipelines.registry.stores import LocalStore, Store
 from tests.consumer_registry import Art, model_entry
 
 PACKAGES = {"alpha": "lidar_alpha", "beta": "pkg_two", "gamma": "pkg_two"}

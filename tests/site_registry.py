@@ -19,7 +19,7 @@ from pipelines.registry.manifest import (
     artifact_prefix,
     manifest_path,
 )
-from pipelines.registry.store import Store
+from pipelines.registry.stores import Store
 
 ENDPOINTS = ("onnxruntime-cpu-fp32", "onnxruntime-cpu-fp16", "tensorrt-cuda-fp16")
 CLASSES = ("car", "pedestrian", "bicycle")

@@ -13,7 +13,7 @@ from site_registry import ENDPOINTS, build_history
 from pipelines.registry.charts import render_svg, trends
 from pipelines.registry.history import read_history
 from pipelines.registry.manifest import manifest_path
-from pipelines.registry.store import LocalStore
+from pipelines.registry.stores import LocalStore
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,9 +15,11 @@ import yaml
 
 from pipelines.ci.bundle import cached_outputs, make_bundle, merge_bundles
 from pipelines.ci.commit import commit_back
-from pipelines.ci.remote import configure_remote
 from pipelines.ci.verified import check_verified
 from pipelines.errors import ModelzooError, UsageError, VerificationFailed
+from pipelines.registry.dvcremote import configure_remote
+from pipelines.registry.location import RegistryLocation
+from pipelines.registry.stores import RegistryError
 
 REPO = Path(__file__).resolve().parents[1]
 DVC = [sys.executable, "-m", "dvc"]
@@ -91,7 +93,7 @@ def test_verified_passes_then_names_the_stale_stage(project: Path) -> None:
 
 def test_leg_bundle_merge_and_pull_over_s3(project: Path, tmp_path: Path, s3_server, s3_bucket: str) -> None:  # type: ignore[no-untyped-def]
     registry = f"s3://{s3_bucket}/zoo"
-    assert configure_remote(project, registry, s3_server.endpoint) == f"{registry}/dvc"
+    assert configure_remote(project, RegistryLocation.parse(registry, s3_server.endpoint)) == f"{registry}/dvc"
     sh(project, *DVC, "push", "-q")  # what earlier runs left in the registry
     sh(project, "git", "branch", "before")
 
@@ -110,7 +112,7 @@ def test_leg_bundle_merge_and_pull_over_s3(project: Path, tmp_path: Path, s3_ser
     make_bundle(project, "two", "aarch64", bundles / "bundle-two-aarch64")
 
     assert merge_bundles(publish, sorted(bundles.iterdir())) == ["two"]  # the Jetson leg only gates
-    configure_remote(publish, registry, s3_server.endpoint)
+    configure_remote(publish, RegistryLocation.parse(registry, s3_server.endpoint))
     sh(publish, *DVC, "pull", "-q")
     assert (publish / "artifacts/two/out.bin").read_bytes() == b"v2\n" * 3 + b"two"
     assert check_verified(publish).models == ["one", "two"]
@@ -127,7 +129,7 @@ def test_leg_bundle_merge_and_pull_over_s3(project: Path, tmp_path: Path, s3_ser
     # Without the merge, the checkout's dvc.lock is the stale one: refused, naming the stage.
     stale = tmp_path / "stale"
     sh(tmp_path, "git", "clone", "-q", str(project), str(stale))
-    configure_remote(stale, registry, s3_server.endpoint)
+    configure_remote(stale, RegistryLocation.parse(registry, s3_server.endpoint))
     sh(stale, *DVC, "pull", "-q", "--allow-missing")
     with pytest.raises(ModelzooError, match=r"stage 'make@two'"):
         check_verified(stale)
@@ -156,8 +158,11 @@ def test_pull_request_leg_bundles_its_outputs(project: Path, tmp_path: Path) -> 
 
 
 def test_dvc_remote_refuses_other_schemes(project: Path) -> None:
-    with pytest.raises(UsageError, match="expected s3://bucket"):
-        configure_remote(project, "gs://bucket/zoo")
+    with pytest.raises(RegistryError, match="unsupported registry URL") as err:
+        configure_remote(project, RegistryLocation.parse("gs://bucket/zoo"))
+    assert err.value.exit_code == 2
+    with pytest.raises(RegistryError, match="a DVC remote needs an s3:// or local registry"):
+        configure_remote(project, RegistryLocation.parse("https://example.com/zoo"))
     env = {k: v for k, v in os.environ.items() if k != "MODELZOO_REGISTRY"}
     cmd = [shutil.which("modelzoo") or "modelzoo", "ci", "dvc-remote"]
     proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True, env=env)

@@ -18,8 +18,9 @@ from pipelines.consumer.compat import RELEASE_RECORD, IncompatibleRelease, check
 from pipelines.consumer.fetch import IntegrityError, fetch
 from pipelines.consumer.pin import Pin
 from pipelines.errors import ModelzooError
+from pipelines.registry.location import open_store
 from pipelines.registry.manifest import manifest_path
-from pipelines.registry.store import RegistryError, S3Store, open_store
+from pipelines.registry.stores import RegistryError, S3Store
 from tests.conftest import S3Server, free_port
 from tests.consumer_registry import Art, put_raw_manifest, put_release, sha256, standard_files
 

@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from pipelines.consumer.fetch import fetch
-from pipelines.consumer.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, BUNDLE_SIGNATURE, check_bundle
 from pipelines.consumer.pin import Pin
 from pipelines.descriptor import Autoware, parse_descriptor
 from pipelines.errors import DescriptorError, ModelzooError
 from pipelines.registry.huggingface import _Git
-from pipelines.registry.store import LocalStore
+from pipelines.registry.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, BUNDLE_SIGNATURE, check_bundle
+from pipelines.registry.stores import LocalStore
 from tests.consumer_registry import Art, standard_files
 from tests.hf_hub import put_release
 

@@ -14,7 +14,7 @@ from pipelines.consumer import IncompatibleRelease, check_interface
 from pipelines.consumer.pin import load_pin
 from pipelines.consumer.targets import target_matches
 from pipelines.errors import ModelzooError, UsageError
-from pipelines.registry.store import S3Store
+from pipelines.registry.stores import S3Store
 from tests.conftest import S3Server
 from tests.consumer_registry import put_release, standard_files
 
@@ -84,12 +84,12 @@ def test_target_matches(pin: str, key: str, match: bool) -> None:
         ("registry: r\nversion: 1.2\nmodels: [a]\n", "version: Input should be a valid string"),
         (
             "registry: r\nversion: v1.2.0\nmodels: [a]\n",
-            "version: Value error, 'v1.2.0': expected X.Y.Z or bleedingedge",
+            "version: version 'v1.2.0': expected X.Y.Z or bleedingedge (numbers only)",
         ),
-        ("registry: r\nversion: 1.2.0\nmodels: []\n", "models: Value error, name at least one model"),
-        ("registry: r\nversion: 1.2.0\nmodels: [../x]\n", "models: Value error, '../x' is not a model name"),
-        ("registry: r\nversion: 1.2.0\nmodels: [a]\ninterface: '>=1'\n", "interface: Value error, '1' is not"),
-        ("registry: r\nversion: 1.2.0\nmodels: [a]\ntarget: TensorRT\n", "target: Value error"),
+        ("registry: r\nversion: 1.2.0\nmodels: []\n", "models: name at least one model"),
+        ("registry: r\nversion: 1.2.0\nmodels: [../x]\n", "models: '../x' is not a model name"),
+        ("registry: r\nversion: 1.2.0\nmodels: [a]\ninterface: '>=1'\n", "interface: '1' is not"),
+        ("registry: r\nversion: 1.2.0\nmodels: [a]\ntarget: TensorRT\n", "target: 'TensorRT': expected dash-separated"),
         ("registry: r\nversion: 1.2.0\nmodels: [a]\nprecision: fp16\n", "precision: Extra inputs are not permitted"),
         ("version: 1.2.0\nmodels: [a]\n", "registry: Field required"),
     ],

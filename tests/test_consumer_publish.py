@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.registry.store import S3Store
+from pipelines.registry.stores import S3Store
 from tests.conftest import S3Server
 
 BIN = Path(sys.executable).parent

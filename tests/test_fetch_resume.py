@@ -22,7 +22,8 @@ import yaml
 
 from pipelines.consumer.fetch import STAGING_SUFFIX, _Parts, fetch
 from pipelines.consumer.pin import Pin
-from pipelines.registry.store import S3Store, open_store
+from pipelines.registry.location import open_store
+from pipelines.registry.stores import S3Store
 from tests.conftest import S3Server
 from tests.consumer_registry import Art, put_release
 

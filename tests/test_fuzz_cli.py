@@ -21,8 +21,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipelines.registry.location import open_store
 from pipelines.registry.manifest import manifest_path
-from pipelines.registry.store import open_store
 from tests.cli_inprocess import Outcome, error_lines, run_cli
 from tests.consumer_registry import put_release, standard_files
 from tests.helpers import make_repo, modelzoo, tiny_descriptor

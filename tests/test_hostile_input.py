@@ -356,7 +356,7 @@ def test_publish_takes_no_file_from_outside(repo: Path, tmp_path: Path) -> None:
 
 
 def test_local_registry_writes_nothing_through_a_link(tmp_path: Path) -> None:
-    from pipelines.registry.store import LocalStore, RegistryError
+    from pipelines.registry.stores import LocalStore, RegistryError
 
     root = _registry(tmp_path, ["1.0.0"])
     (tmp_path / "elsewhere").mkdir()

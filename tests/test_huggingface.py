@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.consumer.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, BUNDLE_SIGNATURE, bundle_files
 from pipelines.registry.huggingface import HubPublish, TagConflict, publish_hub
+from pipelines.registry.layout import BUNDLE_MANIFEST, BUNDLE_RECORD, BUNDLE_SIGNATURE, bundle_files
 from pipelines.registry.manifest import (
     Manifest,
     manifest_path,
 )
 from pipelines.registry.signing import generate_keypair
-from pipelines.registry.store import LocalStore
+from pipelines.registry.stores import LocalStore
 from scripts.local_hub import LocalHub, missing_tools, start_hub
 from tests.consumer_registry import Art, sign_release, standard_files
 from tests.hf_hub import PACKAGES, put_release
@@ -242,9 +242,10 @@ def test_https_push_needs_a_token(tmp_path: Path) -> None:
 
 
 def test_models_md_lists_the_hf_download_line(published: Published) -> None:
-    from pipelines.registry.index import render_index
+    from pipelines.registry.history import read_history
+    from pipelines.registry.index import render_markdown
     from tests.conftest import REPO
 
-    text = render_index(published.store, REPO / "MODELS.md.j2")
+    text = render_markdown(read_history(published.store), REPO / "MODELS.md.j2")
     for pkg in ("lidar_alpha", "pkg_two"):
         assert f"hf download AutowareFoundation/{pkg} --revision v1.1 --local-dir ~/autoware_data/{pkg}\n" in text

@@ -8,14 +8,9 @@ import sys
 from pathlib import Path
 
 import grimp
+import networkx
 import pytest
 
-# Cycles that another branch removes; the lead deletes each entry when that branch merges.
-ALLOWED = {
-    frozenset({"pipelines.ci", "pipelines.registry"}),  # removed by the reg branch
-    frozenset({"pipelines.consumer", "pipelines.registry"}),  # removed by the reg branch
-    frozenset({"pipelines.registry.store", "pipelines.registry.http_store"}),  # removed by the reg branch
-}
 
 
 def _child(graph: grimp.ImportGraph, package: str, module: str) -> str | None:
@@ -39,53 +34,19 @@ def child_edges(graph: grimp.ImportGraph, package: str) -> dict[tuple[str, str],
 
 
 def cycles(edges: dict[tuple[str, str], list[tuple[str, str]]]) -> list[list[str]]:
-    """The strongly connected components of more than one node (Tarjan), each sorted."""
-    succ: dict[str, list[str]] = {}
-    for a, b in edges:
-        succ.setdefault(a, []).append(b)
-        succ.setdefault(b, [])
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in succ[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for v in sorted(succ):
-        if v not in index:
-            visit(v)
-    return sorted(found)
+    """The strongly connected components of more than one node, each sorted."""
+    graph = networkx.DiGraph(list(edges))
+    return sorted(sorted(c) for c in networkx.strongly_connected_components(graph) if len(c) > 1)
 
 
-def package_cycles(graph: grimp.ImportGraph, root: str, allowed: set[frozenset[str]]) -> list[str]:
+def package_cycles(graph: grimp.ImportGraph, root: str) -> list[str]:
     """One line per cycle at any package level under `root`, naming the imports that make it."""
     problems = []
     packages = sorted(m for m in graph.find_descendants(root) | {root} if graph.find_children(m))
     for package in packages:
         edges = child_edges(graph, package)
-        kept = {(a, b): v for (a, b), v in edges.items() if frozenset({a, b}) not in allowed}
-        for component in cycles(kept):
-            inside = [imp for (a, b), v in kept.items() if a in component and b in component for imp in v]
+        for component in cycles(edges):
+            inside = [imp for (a, b), v in edges.items() if a in component and b in component for imp in v]
             shown = ", ".join(f"{m} -> {i}" for m, i in sorted(inside)[:6])
             problems.append(f"{package}: cycle {' <-> '.join(component)} ({shown})")
     return problems
@@ -93,7 +54,7 @@ def package_cycles(graph: grimp.ImportGraph, root: str, allowed: set[frozenset[s
 
 def test_pipelines_has_no_import_cycles() -> None:
     graph = grimp.build_graph("pipelines", cache_dir=None)
-    assert package_cycles(graph, "pipelines", ALLOWED) == []
+    assert package_cycles(graph, "pipelines") == []
 
 
 # The pipeline core, highest first: each layer imports only the layers below it (README's code map).
@@ -118,19 +79,6 @@ def test_core_layers_import_downwards() -> None:
     assert _violations(graph, CORE_LAYERS) == []
     # Not vacuous: upside down, the same graph breaks the rule.
     assert "pipelines.stages -> pipelines.tasks" in _violations(graph, CORE_LAYERS[::-1])
-
-
-def test_allowed_cycles_still_exist() -> None:
-    """An allowed cycle that is gone must leave the list, so that it cannot come back unseen."""
-    graph = grimp.build_graph("pipelines", cache_dir=None)
-    found = set()
-    for pair in ALLOWED:
-        a, b = sorted(pair)
-        package = a.rsplit(".", 1)[0]
-        edges = child_edges(graph, package)
-        if (a, b) in edges and (b, a) in edges:
-            found.add(pair)
-    assert found == ALLOWED, f"no longer cycles, delete from ALLOWED: {sorted(map(sorted, ALLOWED - found))}"
 
 
 def _write(root: Path, files: dict[str, str]) -> None:
@@ -173,21 +121,4 @@ def test_finds_cycles_in_a_synthetic_package(
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "toy", raising=False)
     graph = grimp.build_graph("toy", cache_dir=None)
-    assert package_cycles(graph, "toy", set()) == expected
-
-
-def test_allowlist_hides_only_its_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _write(
-        tmp_path,
-        {
-            "toy/__init__.py": "",
-            "toy/a.py": "import toy.b\nimport toy.c\n",
-            "toy/b.py": "import toy.a\n",
-            "toy/c.py": "import toy.a\n",
-        },
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    graph = grimp.build_graph("toy", cache_dir=None)
-    assert package_cycles(graph, "toy", {frozenset({"toy.a", "toy.b"})}) == [
-        "toy: cycle toy.a <-> toy.c (toy.a -> toy.c, toy.c -> toy.a)"
-    ]
+    assert package_cycles(graph, "toy") == expected

@@ -25,10 +25,11 @@ from test_registry_helpers import (
 
 from pipelines.errors import ModelzooError
 from pipelines.fileio import sha256_stream
+from pipelines.registry.location import open_store
 from pipelines.registry.manifest import artifact_record_path, manifest_path
 from pipelines.registry.publish import publish
 from pipelines.registry.releases import read_manifest
-from pipelines.registry.store import RegistryError, open_store
+from pipelines.registry.stores import RegistryError
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +49,7 @@ def repo(pipeline_repo: Path, tmp_path: Path) -> Path:
 
 def _publish(repo: Path, reg: Registry, version: str, **kw):  # type: ignore[no-untyped-def]
     kw.setdefault("push_dvc", False)
-    return publish(repo, reg.store(), version, registry_url=reg.url, endpoint_url=reg.endpoint, **kw)
+    return publish(repo, reg.store(), version, location=reg.location(), **kw)
 
 
 def _check_objects(store, manifest) -> None:  # type: ignore[no-untyped-def]
@@ -60,7 +61,7 @@ def _check_objects(store, manifest) -> None:  # type: ignore[no-untyped-def]
 
 def test_publish_bleedingedge_then_release(repo: Path, registry: Registry) -> None:
     store = registry.store()
-    first = publish(repo, store, "bleedingedge", registry_url=registry.url, endpoint_url=registry.endpoint)
+    first = publish(repo, store, "bleedingedge", location=registry.location())
     edge = read_manifest(store, "bleedingedge")
     assert edge is not None and set(edge.models) == {MODEL}
     entry = edge.models[MODEL]
@@ -340,10 +341,10 @@ def test_dvc_remote_verifies_pulled_objects(repo: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from pipelines.registry.publish import DVC_REMOTE
+    from pipelines.registry.dvcremote import REMOTE
 
     reg = Registry(str(tmp_path / "registry"), None)
-    publish(repo, reg.store(), "bleedingedge", registry_url=reg.url)
+    publish(repo, reg.store(), "bleedingedge", location=reg.location())
     config = (repo / ".dvc" / "config.local").read_text()
     assert f"url = {tmp_path / 'registry' / 'dvc'}" in config and "verify = true" in config
     lock = (repo / "dvc.lock").read_text()
@@ -356,7 +357,7 @@ def test_dvc_remote_verifies_pulled_objects(repo: Path, tmp_path: Path) -> None:
 
     shutil.rmtree(repo / ".dvc" / "cache")
     shutil.rmtree(repo / "artifacts" / MODEL / "reference")
-    dvc = [sys.executable, "-m", "dvc", "pull", "--remote", DVC_REMOTE, f"train@{MODEL}"]
+    dvc = [sys.executable, "-m", "dvc", "pull", "--remote", REMOTE, f"train@{MODEL}"]
     done = subprocess.run(dvc, cwd=repo, capture_output=True, text=True)
     assert done.returncode != 0 and "reference" in done.stdout + done.stderr
     assert not (repo / "artifacts" / MODEL / "reference" / "checkpoint.pth").exists()

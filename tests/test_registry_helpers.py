@@ -22,10 +22,13 @@ class Registry:
     url: str
     endpoint: str | None
 
-    def store(self):  # type: ignore[no-untyped-def]
-        from pipelines.registry.store import open_store
+    def location(self):  # type: ignore[no-untyped-def]
+        from pipelines.registry.location import RegistryLocation
 
-        return open_store(self.url, self.endpoint)
+        return RegistryLocation.parse(self.url, self.endpoint)
+
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.location().store()
 
     def cli_args(self) -> list[str]:
         return ["--registry", self.url] + (["--endpoint-url", self.endpoint] if self.endpoint else [])

@@ -12,7 +12,9 @@ import pytest
 from pipelines.errors import ModelzooError
 from pipelines.fileio import sha256_stream
 from pipelines.registry.fingerprint import fingerprint, onnx_digest
-from pipelines.registry.store import PART_SIZE, LocalStore, RegistryError, S3Store, open_store
+from pipelines.registry.location import open_store
+from pipelines.registry.stores import LocalStore, RegistryError, S3Store
+from pipelines.registry.stores.s3 import PART_SIZE
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.consumer.layout import bundle_files
+from pipelines.registry.layout import bundle_files
 from pipelines.errors import UsageError
 from pipelines.registry.manifest import parse_manifest
 from scripts.actions_player.expressions import condition, substitute, value_of

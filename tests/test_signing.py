@@ -15,7 +15,7 @@ from pipelines.consumer.fetch import fetch
 from pipelines.consumer.pin import Pin
 from pipelines.registry.manifest import Manifest, manifest_path
 from pipelines.registry.signing import SignatureError, signature_path
-from pipelines.registry.store import S3Store
+from pipelines.registry.stores import S3Store
 from tests.conftest import S3Server
 from tests.consumer_registry import put_release, sign_release, standard_files
 from tests.test_consumer_fetch import run_cli, write_pin

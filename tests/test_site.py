@@ -21,7 +21,8 @@ from conftest import S3Server
 from site_registry import ENDPOINTS, build_history
 
 from pipelines.registry.history import read_history
-from pipelines.registry.store import LocalStore, open_store
+from pipelines.registry.location import open_store
+from pipelines.registry.stores import LocalStore
 from pipelines.site.build import build_site, render_site
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from pipelines.consumer.targets import GPU_ENV, select_files
 from pipelines.descriptor import Endpoint, parse_descriptor
 from pipelines.errors import DescriptorError, ModelzooError
-from pipelines.registry.store import LocalStore
+from pipelines.registry.stores import LocalStore
 from pipelines.runtimes import BACKENDS, TARGETS, build_folders, get_target, target_environment
 from pipelines.runtimes.tensorrt.build import metadata_path
 from pipelines.runtimes.tensorrt_rtx import build as rtx
@@ -251,7 +251,7 @@ def test_publish_then_fetch_one_capability(pipeline_repo: Path, s3_server: Any, 
     s3 = ("--registry", f"s3://{s3_bucket}/registry", "--endpoint-url", s3_server.endpoint)
     modelzoo(repo, "publish", "--version", "v1.0.0", "--no-dvc-push", "--unsigned", *s3)
     from pipelines.registry.releases import read_manifest
-    from pipelines.registry.store import S3Store
+    from pipelines.registry.stores import S3Store
 
     manifest = read_manifest(S3Store(f"s3://{s3_bucket}/registry", endpoint_url=s3_server.endpoint), "1.0.0")
     assert manifest is not None

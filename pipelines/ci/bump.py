@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import semver
+
+if TYPE_CHECKING:
+    from pipelines.registry.location import RegistryLocation
 
 FIRST = "1.0.0"
 
@@ -23,14 +27,12 @@ def bumped(latest: str, level: str) -> str:
     return str(nxt)
 
 
-def next_tag(root: Path, registry: str | None = None, endpoint: str | None = None) -> Bump:
-    from pipelines.registry.cli import registry_url
+def next_tag(root: Path, location: RegistryLocation) -> Bump:
     from pipelines.registry.entry import local_models
     from pipelines.registry.releases import release_versions, require_manifest
-    from pipelines.registry.store import open_store
     from pipelines.registry.versioning import compare, required_bump
 
-    store = open_store(registry_url(registry), endpoint)
+    store = location.store()
     versions = release_versions(store)
     if not versions:
         return Bump(None, "", f"v{FIRST}")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pipelines.ci.git import changed_files, show
+from pipelines.gitrepo import changed_files, show
 from pipelines.workspace import PARAMS_FILE, load_params
 from pipelines.yamlio import load_yaml, parse_yaml
 

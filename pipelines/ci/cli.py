@@ -10,14 +10,10 @@ import typer
 
 from pipelines.ci.outputs import write_outputs
 from pipelines.errors import UsageError
+from pipelines.gitrepo import find_root
+from pipelines.registry.location import ENDPOINT_ENV, REGISTRY_ENV, RegistryLocation
 
 app = typer.Typer(help="Steps of the GitHub Actions workflows (.github/workflows), tested here.", no_args_is_help=True)
-
-
-def _root() -> Path:
-    from pipelines.workspace import find_root
-
-    return find_root()
 
 
 @app.command()
@@ -29,7 +25,7 @@ def changed(
     from pipelines.ci.changes import changed_models
     from pipelines.ci.matrix import build_matrix, matrix_outputs
 
-    root = _root()
+    root = find_root()
     out = matrix_outputs(build_matrix(root, changed_models(root, base, head)))
     write_outputs(out)
     typer.echo(out["models"])
@@ -42,7 +38,7 @@ def matrix(
     """The model x runner-architecture matrix as JSON (outputs: matrix, models, empty)."""
     from pipelines.ci.matrix import build_matrix, matrix_outputs
 
-    out = matrix_outputs(build_matrix(_root(), models or None))
+    out = matrix_outputs(build_matrix(find_root(), models or None))
     write_outputs(out)
     typer.echo(out["matrix"])
 
@@ -55,7 +51,7 @@ def tag(
     """Refuse a tag that is not vX.Y.Z or not on main (outputs: version, commit, alias, alias_of)."""
     from pipelines.ci.tags import check_tag
 
-    release = check_tag(_root(), name, main_ref)
+    release = check_tag(find_root(), name, main_ref)
     write_outputs(release.outputs())
     kind = f"alias of {release.alias_of} (Z > 0: no artifacts uploaded)" if release.alias else "full release"
     typer.echo(f"{release.tag}: release {release.version} of {release.commit[:12]}, {kind}")
@@ -66,7 +62,7 @@ def verified() -> None:
     """Check the workspace holds the outputs verified for this commit (after `dvc pull`): nothing to rebuild."""
     from pipelines.ci.verified import check_verified
 
-    result = check_verified(_root())
+    result = check_verified(find_root())
     typer.echo(f"ok: {len(result.models)} model(s) match dvc.lock and passed verification: {', '.join(result.models)}")
     for key, reason in result.skipped.items():
         typer.echo(f"  skipped {key}: {reason}")
@@ -74,13 +70,14 @@ def verified() -> None:
 
 @app.command("dvc-remote")
 def dvc_remote(
-    registry: Annotated[str | None, typer.Option(help="Registry root (default: $MODELZOO_REGISTRY).")] = None,
-    endpoint: Annotated[str | None, typer.Option(help="S3 endpoint (default: $MODELZOO_S3_ENDPOINT_URL).")] = None,
+    registry: Annotated[str | None, typer.Option(help=f"Registry root (default: ${REGISTRY_ENV}).")] = None,
+    endpoint: Annotated[str | None, typer.Option(help=f"S3 endpoint (default: ${ENDPOINT_ENV}).")] = None,
 ) -> None:
     """Point DVC's `registry` remote (in .dvc/config.local) at <registry>/dvc."""
-    from pipelines.ci.remote import configure_remote
+    from pipelines.registry.dvcremote import REMOTE, configure_remote
 
-    typer.echo(f"dvc remote registry: {configure_remote(_root(), registry, endpoint)}")
+    url = configure_remote(find_root(), RegistryLocation.resolve(registry, endpoint, embedded=False))
+    typer.echo(f"dvc remote {REMOTE}: {url}")
 
 
 @app.command()
@@ -130,7 +127,7 @@ def commit_back_cmd(
     from pipelines.ci.bundle import cached_outputs
     from pipelines.ci.commit import commit_back
 
-    root = _root()
+    root = find_root()
     paths = paths or ["MODELS.md"]
     commit = commit_back(root, paths, message, remote=remote, branch=branch, exclude=cached_outputs(root))
     path = " ".join(paths)
@@ -151,7 +148,7 @@ def bundle(
     """Pack a leg's dvc.lock and `cache: false` outputs for the publish job (after `dvc repro` and `dvc push`)."""
     from pipelines.ci.bundle import make_bundle
 
-    files = make_bundle(_root(), model, arch, out, with_outputs=with_outputs)
+    files = make_bundle(find_root(), model, arch, out, with_outputs=with_outputs)
     typer.echo(f"bundle {out}: {model} ({arch}), dvc.lock + {len(files)} output(s)")
 
 
@@ -162,19 +159,21 @@ def merge(
     """Merge the legs' bundles into dvc.lock and the workspace (the x86_64 legs; device legs only gate)."""
     from pipelines.ci.bundle import merge_bundles
 
-    models = merge_bundles(_root(), bundles)
+    models = merge_bundles(find_root(), bundles)
     typer.echo(f"dvc.lock: merged {len(models)} model(s): {', '.join(models) or 'none'}")
 
 
 @app.command("next-tag")
 def next_tag_cmd(
-    registry: Annotated[str | None, typer.Option(help="Registry root (default: $MODELZOO_REGISTRY).")] = None,
-    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint (default: $MODELZOO_S3_ENDPOINT_URL).")] = None,
+    registry: Annotated[
+        str | None, typer.Option(help=f"Registry root (default: ${REGISTRY_ENV}, else registry/ in the repo).")
+    ] = None,
+    endpoint_url: Annotated[str | None, typer.Option(help=f"S3 endpoint (default: ${ENDPOINT_ENV}).")] = None,
 ) -> None:
     """The tag a release of this build would need (latest release bumped as the changes demand; output: tag)."""
     from pipelines.ci.bump import next_tag
 
-    bump = next_tag(_root(), registry, endpoint_url)
+    bump = next_tag(find_root(), RegistryLocation.resolve(registry, endpoint_url))
     write_outputs({"tag": bump.tag, "level": bump.level})
     since = f"{bump.level} bump from {bump.latest}" if bump.latest else "no release yet"
     typer.echo(f"{bump.tag} ({since})")

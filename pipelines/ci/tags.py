@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import semver
 
-from pipelines.ci.git import is_ancestor, rev_parse
 from pipelines.errors import UsageError
-
-TAG = re.compile(r"^v(?P<version>\d+\.\d+\.\d+)$")
+from pipelines.gitrepo import is_ancestor, rev_parse
+from pipelines.registry.releases import VersionError, check_version
 
 
 @dataclass(frozen=True)
@@ -42,10 +40,12 @@ class ReleaseTag:
 def parse_tag(tag: str) -> str:
     """The X.Y.Z of a release tag; refuses anything else with a one-line reason."""
     ref = tag.removeprefix("refs/tags/")
-    m = TAG.match(ref)
-    if not m or not semver.Version.is_valid(m["version"]):
-        raise UsageError(f"tag '{ref}': not a release tag vX.Y.Z (semver, no pre-release/build part, no leading zeros)")
-    return m["version"]
+    try:
+        if ref.startswith("v"):  # a release's version rule, and the tag's `v`
+            return check_version(ref)
+    except VersionError:
+        pass
+    raise UsageError(f"tag '{ref}': not a release tag vX.Y.Z (semver, no pre-release/build part, no leading zeros)")
 
 
 def check_tag(root: Path, tag: str, main_ref: str = "origin/main") -> ReleaseTag:

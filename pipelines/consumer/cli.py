@@ -38,7 +38,7 @@ def pin_cmd(
 ) -> None:
     """Write or update the pin file, after checking the release, models and target exist in the registry."""
     from pipelines.consumer.compat import check_interface
-    from pipelines.consumer.fetch import open_store, plan, resolve_release
+    from pipelines.consumer.fetch import plan, resolve_release
     from pipelines.consumer.pin import load_pin, save_pin, updated_pin
     from pipelines.errors import UsageError
 
@@ -52,7 +52,7 @@ def pin_cmd(
     )  # fmt: skip
     new = updated_pin(current, **changes)
     base = pin.resolve().parent
-    release = resolve_release(open_store(new.registry_url(base), new.endpoint_url), new.version, new.verifier(base))
+    release = resolve_release(new.location(base).store(), new.version, new.verifier(base))
     if autoware:
         from pipelines.registry.huggingface import ansible_entries
 
@@ -122,7 +122,7 @@ def check_bundle_cmd(
     """Verify a package folder that `hf download` or `modelzoo fetch --layout autoware` wrote: with
     --public-key the manifest it carries is signed by that key; every file of that manifest is there
     with its sha256 (exit 6 naming the first that is not)."""
-    from pipelines.consumer.layout import check_bundle
+    from pipelines.registry.layout import check_bundle
     from pipelines.registry.signing import load_verifier
 
     verifier = load_verifier(public_key, Path.cwd(), "--public-key") if public_key else None

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipelines.consumer.compat import RELEASE_RECORD, check_interface
-from pipelines.consumer.pin import Pin, check_version
+from pipelines.consumer.pin import Pin
 from pipelines.consumer.targets import select_files
 from pipelines.errors import ModelzooError
 from pipelines.fileio import CHUNK, sha256_file, write_text
 from pipelines.registry.manifest import FileEntry, Manifest, manifest_path
-from pipelines.registry.releases import fetch_manifest
+from pipelines.registry.releases import check_version, fetch_manifest
 from pipelines.registry.signing import Verifier, read_signature
-from pipelines.registry.store import RegistryError, Store, open_store
+from pipelines.registry.stores import RegistryError, Store
 
 PROGRESS_MIN = 16 << 20
 PART_SUFFIX = ".part"
@@ -90,7 +90,7 @@ def resolve_release(store: Store, version: str, verifier: Verifier | None = None
         return Release(manifest, version, version, len(data), data)
     where = f"{store.url}/{manifest_path(version)}"
     try:
-        target = check_version(manifest.alias_of)
+        target = check_version(manifest.alias_of, git_tag=False)
     except ValueError as err:
         raise RegistryError(f"{where}: alias_of {err}") from None
     aliased, more = fetch_manifest(store, target, verifier)
@@ -123,7 +123,7 @@ def plan(release: Release, pin: Pin, dest: Path) -> list[Planned]:
 
 def plan_autoware(release: Release, pin: Pin, dest: Path) -> list[Planned]:
     """The autoware layout: each pinned model's portable and ROS files flat in <dest>/<package>/."""
-    from pipelines.consumer.layout import bundle_files
+    from pipelines.registry.layout import bundle_files
 
     where = f"release {release.requested}"
     if pin.target != "onnx":
@@ -156,7 +156,7 @@ def _records(release: Release, pin: Pin, planned: list[Planned]) -> list[tuple[s
             (f"{model}/{RELEASE_RECORD}", _record(release, pin, model, [p for p in planned if p.model == model]))
             for model in pin.models
         ]
-    from pipelines.consumer.layout import (
+    from pipelines.registry.layout import (
         BUNDLE_MANIFEST,
         BUNDLE_RECORD,
         BUNDLE_SIGNATURE,
@@ -341,7 +341,7 @@ def _record(release: Release, pin: Pin, model: str, files: list[Planned]) -> str
 def prepare(pin: Pin, base: Path, dest: Path | None = None) -> tuple[Store, Release, list[Planned], list[str]]:
     """Resolve the release, check its interface and list what `fetch` would place; downloads no artifact."""
     dest = (dest or pin.dest_dir(base)).resolve()
-    store = open_store(pin.registry_url(base), pin.endpoint_url)
+    store = pin.location(base).store()
     release = resolve_release(store, pin.version, pin.verifier(base))
     warning = check_interface(release.manifest.interface_version, pin.interface, release=f"release {release.requested}")
     warnings = [warning] if warning else []

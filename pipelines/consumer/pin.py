@@ -18,15 +18,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
-import semver
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from pipelines.consumer.compat import InterfaceRange
-from pipelines.errors import UsageError
+from pipelines.errors import UsageError, format_validation_error
 from pipelines.fileio import write_text
-from pipelines.registry.manifest import BLEEDING_EDGE
+from pipelines.registry.location import RegistryLocation
+from pipelines.registry.releases import check_version
 from pipelines.registry.signing import Verifier, load_verifier
 from pipelines.yamlio import dump_yaml, load_yaml
 
@@ -34,15 +33,6 @@ PIN_FILE = "modelzoo.yaml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 TARGET = re.compile(r"^[a-z0-9][a-z0-9._]*(-[a-z0-9._]+)*$")
 HEADER = "# Which modelzoo release this repository uses: `modelzoo fetch` downloads exactly these files.\n"
-
-
-def check_version(v: str) -> str:
-    if v != BLEEDING_EDGE:
-        try:
-            semver.Version.parse(v)
-        except (ValueError, TypeError):
-            raise ValueError(f"{v!r}: expected X.Y.Z or {BLEEDING_EDGE}") from None
-    return v
 
 
 class Pin(BaseModel):
@@ -57,13 +47,13 @@ class Pin(BaseModel):
     models: list[str]
     dest: str = "autoware_data"
     public_key: str | None = None
-    # "model": <dest>/<model>/<file>; "autoware": <dest>/<autoware package>/<file> (pipelines/consumer/layout.py).
+    # "model": <dest>/<model>/<file>; "autoware": <dest>/<autoware package>/<file> (pipelines/registry/layout.py).
     layout: Literal["model", "autoware"] = "model"
 
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        return check_version(v)
+        return check_version(v, git_tag=False, bleeding_edge=True)
 
     @field_validator("target")
     @classmethod
@@ -90,11 +80,9 @@ class Pin(BaseModel):
             raise ValueError("a model is named twice")
         return v
 
-    def registry_url(self, base: Path) -> str:
-        """The registry URL, a relative local path taken relative to the pin file's folder."""
-        if urlsplit(self.registry).scheme.lower() in ("s3", "http", "https", "file"):
-            return self.registry
-        return str((base / self.registry).resolve())
+    def location(self, base: Path) -> RegistryLocation:
+        """The registry (a relative local path is relative to the pin file's folder) and its endpoint."""
+        return RegistryLocation.resolve(self.registry, self.endpoint_url, base=base)
 
     def dest_dir(self, base: Path) -> Path:
         return (base / self.dest).resolve()
@@ -102,12 +90,6 @@ class Pin(BaseModel):
     def verifier(self, base: Path) -> Verifier | None:
         """The pinned public key (None: signatures are not checked)."""
         return load_verifier(self.public_key, base, "public_key") if self.public_key else None
-
-
-def _first_error(err: ValidationError) -> str:
-    e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-    return f"{where}: {e['msg']}"
 
 
 def load_pin(path: Path) -> Pin:
@@ -119,7 +101,7 @@ def load_pin(path: Path) -> Pin:
     try:
         return Pin.model_validate(data)
     except ValidationError as err:
-        raise UsageError(f"{path}: {_first_error(err)}") from None
+        raise UsageError(format_validation_error(str(path), err)) from None
 
 
 def save_pin(path: Path, pin: Pin) -> None:
@@ -136,4 +118,4 @@ def updated_pin(current: Pin | None, **changes: object) -> Pin:
     try:
         return Pin.model_validate(data)
     except ValidationError as err:
-        raise UsageError(f"pin: {_first_error(err)}") from None
+        raise UsageError(format_validation_error("pin", err)) from None

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from pipelines.errors import ModelzooError, UsageError
-
-REGISTRY_ENV = "MODELZOO_REGISTRY"
-DEFAULT_REGISTRY = "registry"  # the embedded local registry at the repository root
+from pipelines.gitrepo import find_root
+from pipelines.registry.location import DEFAULT_REGISTRY, ENDPOINT_ENV, REGISTRY_ENV, RegistryLocation
+from pipelines.registry.stores.base import Store
 
 RegistryOpt = Annotated[
     str | None,
@@ -22,7 +22,7 @@ RegistryOpt = Annotated[
 ]
 EndpointOpt = Annotated[
     str | None,
-    typer.Option("--endpoint-url", help="S3-compatible server (default: $MODELZOO_S3_ENDPOINT_URL)."),
+    typer.Option("--endpoint-url", help=f"S3-compatible server (default: ${ENDPOINT_ENV})."),
 ]
 
 AllowOlderOpt = Annotated[
@@ -37,28 +37,14 @@ release_app = typer.Typer(help="The versioning rules: what a tag must bump, and 
 registry_app = typer.Typer(help="Registry upkeep and dataset info files.", no_args_is_help=True)
 
 
-def _root() -> Path:
-    from pipelines.workspace import find_root
-
-    return find_root()
-
-
-def registry_url(given: str | None) -> str:
-    url = given or os.environ.get(REGISTRY_ENV)
-    if url:
-        return url
-    return str(_root() / DEFAULT_REGISTRY)
-
-
 def _writable(output: Path) -> None:
     if output.is_dir():
         raise UsageError(f"--output {output}: is a directory: name the file to write")
 
 
-def _store(given: str | None, endpoint: str | None):  # type: ignore[no-untyped-def]
-    from pipelines.registry.store import open_store
-
-    return open_store(registry_url(given), endpoint)
+def open_registry(registry: str | None, endpoint_url: str | None) -> Store:
+    """The store of the --registry/--endpoint-url options (or the environment, or the embedded registry)."""
+    return RegistryLocation.resolve(registry, endpoint_url).store()
 
 
 def publish(
@@ -103,14 +89,12 @@ def publish(
             f"publish: no signing key: set ${SIGNING_KEY_ENV} (a PEM file or the PEM itself, see "
             "`modelzoo registry keygen`) or pass --signing-key; --unsigned publishes without a signature"
         )
-    url = registry_url(registry)
-    store = _store(url, endpoint_url)
+    location = RegistryLocation.resolve(registry, endpoint_url)
     result = run_publish(
-        _root(),
-        store,
+        find_root(),
+        location.store(),
         version or BLEEDING_EDGE,
-        registry_url=url,
-        endpoint_url=endpoint_url or os.environ.get("MODELZOO_S3_ENDPOINT_URL"),
+        location=location,
         push_dvc=dvc_push,
         only=models,
         allow_older=allow_older,
@@ -158,7 +142,12 @@ def publish_hf(
             return
         raise UsageError(f"publish-hf: ${TOKEN_ENV} is not set: the push to {url} needs a write token")
     result = publish_hub(
-        _store(registry, endpoint_url), version, hub_url=url, token=token, lfs_threshold=lfs_threshold, only=packages
+        open_registry(registry, endpoint_url),
+        version,
+        hub_url=url,
+        token=token,
+        lfs_threshold=lfs_threshold,
+        only=packages,
     )
     for r in result.repos:
         typer.echo(
@@ -192,14 +181,14 @@ def release_check(
     from pipelines.registry.versioning import LEVELS, compare, required_bump, tag_bump
 
     version = check_version(tag)
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     check_forward(release_versions(store), version, allow_older=allow_older)
     prev = check_version(against) if against else previous_release(store, version)
     if prev is None:
         typer.echo(f"{tag}: no earlier release in {store.url}: any version may be the first")
         return
     previous = require_manifest(store, prev)
-    changes = compare(previous, {n: m.entry for n, m in local_models(_root(), models).items()})
+    changes = compare(previous, {n: m.entry for n, m in local_models(find_root(), models).items()})
     needed = required_bump(changes)
     for c in changes:
         typer.echo(f"  {c.level}  {c.model}: {c.reason}")
@@ -219,12 +208,11 @@ def release_diff(
 ) -> None:
     """Release notes in Markdown: per model, changed files, fingerprints, metric and latency deltas."""
     from pipelines.fileio import write_text
-    from pipelines.registry.manifest import BLEEDING_EDGE
     from pipelines.registry.releases import check_version, require_manifest
     from pipelines.registry.versioning import diff_markdown
 
-    store = _store(registry, endpoint_url)
-    ma, mb = (require_manifest(store, v if v == BLEEDING_EDGE else check_version(v)) for v in (a, b))
+    store = open_registry(registry, endpoint_url)
+    ma, mb = (require_manifest(store, check_version(v, bleeding_edge=True)) for v in (a, b))
     text = diff_markdown(ma, mb)
     if output:
         _writable(output)
@@ -243,12 +231,11 @@ def release_verify(
 ) -> None:
     """Check a release's signature with the public key, then re-hash every file its manifest names (exit 6)."""
     from pipelines.registry.housekeeping import verify_release
-    from pipelines.registry.manifest import BLEEDING_EDGE
     from pipelines.registry.releases import check_version
     from pipelines.registry.signing import load_verifier
 
-    store = _store(registry, endpoint_url)
-    v = version if version == BLEEDING_EDGE else check_version(version)
+    store = open_registry(registry, endpoint_url)
+    v = check_version(version, bleeding_edge=True)
     checked = verify_release(store, v, load_verifier(public_key, Path.cwd(), "--public-key"))
     for line in checked.lines:
         typer.echo(f"  {line}")
@@ -270,16 +257,16 @@ def index(
     from pipelines.registry.charts import write_charts
     from pipelines.registry.history import read_history
     from pipelines.registry.index import TEMPLATE, render_markdown
-    from pipelines.registry.manifest import safe_relpath
+    from pipelines.registry.stores.base import safe_relpath
 
     try:
         safe_relpath(charts.rstrip("/"))
     except ValueError as err:
         raise UsageError(f"--charts: {err}") from None
-    root = _root()
+    root = find_root()
     dest = output or root / "MODELS.md"
     _writable(dest)
-    history = read_history(_store(registry, endpoint_url))
+    history = read_history(open_registry(registry, endpoint_url))
     written = write_charts(history, dest.parent / charts)
     text = render_markdown(history, template or root / TEMPLATE, base_url, charts)
     typer.echo(f"{dest.parent / charts}: {len(written)} chart(s)")
@@ -295,7 +282,7 @@ def registry_init(registry: RegistryOpt = None, endpoint_url: EndpointOpt = None
     """Create a local registry, or apply the S3 lifecycle rule that aborts incomplete multipart uploads."""
     from pipelines.registry.housekeeping import init_registry
 
-    typer.echo(init_registry(_store(registry, endpoint_url)))
+    typer.echo(init_registry(open_registry(registry, endpoint_url)))
 
 
 @registry_app.command("gc")
@@ -308,7 +295,7 @@ def registry_gc(
     """Delete artifacts no kept release (nor the bleeding edge) names. Dry run unless --delete."""
     from pipelines.registry.housekeeping import plan_gc, run_gc
 
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     plan = plan_gc(store, keep)
     for obj in plan.delete:
         typer.echo(f"  {'delete' if delete else 'would delete'} {obj.key} ({obj.size} bytes)")
@@ -336,7 +323,7 @@ def registry_audit(
     from pipelines.registry.housekeeping import audit, audit_signatures
     from pipelines.registry.signing import load_verifier
 
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     checked, problems = audit(store)
     verifier = load_verifier(public_key, Path.cwd(), "--public-key") if public_key else None
     signatures = audit_signatures(store, verifier)
@@ -378,7 +365,7 @@ def registry_put_info(
     """Upload dataset info files to info/{version}/{set}/ (written once)."""
     from pipelines.registry.housekeeping import put_info
 
-    for key, state in put_info(_store(registry, endpoint_url), version, info_set, files):
+    for key, state in put_info(open_registry(registry, endpoint_url), version, info_set, files):
         typer.echo(f"  {state}: {key}")
 
 
@@ -393,7 +380,7 @@ def registry_put_auto_label(
     """Upload auto-labelling files to auto_label/{day}_{dataset}/ (written once)."""
     from pipelines.registry.housekeeping import put_auto_label
 
-    for key, state in put_auto_label(_store(registry, endpoint_url), day, dataset, files):
+    for key, state in put_auto_label(open_registry(registry, endpoint_url), day, dataset, files):
         typer.echo(f"  {state}: {key}")
 
 
@@ -406,7 +393,7 @@ def registry_ls(
     """List objects under a prefix (key and size); with no prefix, the releases."""
     from pipelines.registry.releases import read_manifest, release_versions
 
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     if not prefix:
         from pipelines.registry.manifest import BLEEDING_EDGE
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.ci.git import git
 from pipelines.errors import ModelzooError
+from pipelines.gitrepo import git
 
 # `modelzoo publish` on a workspace that is not HEAD (documented in the README's exit codes).
 DIRTY_EXIT = 7

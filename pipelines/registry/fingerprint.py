@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from pipelines.errors import ModelzooError
 from pipelines.fileio import CHUNK
@@ -60,44 +60,49 @@ class _Reader:
             n -= len(chunk)
 
 
-def _walk(r: _Reader, end: int | None, spec: dict[str, Any], digest: Any) -> None:
-    """Hash the fields of one message (until byte `end`, or EOF for the top level)."""
+class _Field(NamedTuple):
+    number: int
+    wire: int
+    tag: bytes  # as in the file
+    value: bytes  # as in the file: the varint or fixed value, or a length-delimited field's length
+    length: int  # a length-delimited field's payload size (the caller reads or skips it), else 0
+
+
+def _fields(r: _Reader, end: int | None) -> Iterator[_Field]:
+    """Each field of a message until byte `end` (EOF at the top level)."""
     while end is None or r.f.tell() < end:
         tag = r.varint()
         if tag is None:
             if end is not None:
                 raise ModelzooError(f"{r.where}: truncated ONNX file")
             return
-        field, wire = tag[0] >> 3, tag[0] & 7
-        keep = field not in spec["skip"]
-        if wire == 0:
-            v = r.varint()
-            if v is None:
+        number, wire = tag[0] >> 3, tag[0] & 7
+        if wire in (0, 2):
+            value = r.varint()
+            if value is None:
                 raise ModelzooError(f"{r.where}: truncated ONNX file")
-            if keep:
-                digest.update(tag[1] + v[1])
+            yield _Field(number, wire, tag[1], value[1], value[0] if wire == 2 else 0)
         elif wire in (1, 5):
-            data = r.exact(8 if wire == 1 else 4)
-            if keep:
-                digest.update(tag[1] + data)
-        elif wire == 2:
-            ln = r.varint()
-            if ln is None:
-                raise ModelzooError(f"{r.where}: truncated ONNX file")
-            if not keep:
-                r.stream(ln[0], None)
-            elif field in spec["descend"]:
-                # The length changes with what is dropped: mark the nesting instead.
-                digest.update(tag[1] + b"{")
-                _walk(r, r.f.tell() + ln[0], spec["descend"][field], digest)
-                digest.update(b"}")
-            else:
-                digest.update(tag[1] + ln[1])
-                r.stream(ln[0], digest)
+            yield _Field(number, wire, tag[1], r.exact(8 if wire == 1 else 4), 0)
         else:
-            raise ModelzooError(f"{r.where}: not an ONNX file (wire type {wire} of field {field})")
+            raise ModelzooError(f"{r.where}: not an ONNX file (wire type {wire} of field {number})")
     if end is not None and r.f.tell() != end:
         raise ModelzooError(f"{r.where}: not an ONNX file (a field overruns its message)")
+
+
+def _walk(r: _Reader, end: int | None, spec: dict[str, Any], digest: Any) -> None:
+    """Hash the fields of one message (until byte `end`, or EOF for the top level)."""
+    for f in _fields(r, end):
+        if f.number in spec["skip"]:
+            r.stream(f.length, None)
+        elif f.wire == 2 and f.number in spec["descend"]:
+            # The length changes with what is dropped: mark the nesting instead.
+            digest.update(f.tag + b"{")
+            _walk(r, r.f.tell() + f.length, spec["descend"][f.number], digest)
+            digest.update(b"}")
+        else:
+            digest.update(f.tag + f.value)
+            r.stream(f.length, digest)
 
 
 def onnx_digest(path: Path) -> str:
@@ -120,30 +125,6 @@ def fingerprint(onnx_files: Iterable[tuple[str, Path]], build_options: dict[str,
     return digest.hexdigest()
 
 
-def _fields(r: _Reader, end: int | None) -> Iterator[tuple[int, int]]:
-    """(field number, length) of each length-delimited field of a message until byte `end` (EOF at the
-    top level), skipping the other wire types; the caller reads or skips exactly `length` bytes."""
-    while end is None or r.f.tell() < end:
-        tag = r.varint()
-        if tag is None:
-            if end is not None:
-                raise ModelzooError(f"{r.where}: truncated ONNX file")
-            return
-        field, wire = tag[0] >> 3, tag[0] & 7
-        if wire == 0:
-            if r.varint() is None:
-                raise ModelzooError(f"{r.where}: truncated ONNX file")
-        elif wire in (1, 5):
-            r.exact(8 if wire == 1 else 4)
-        elif wire == 2:
-            ln = r.varint()
-            if ln is None:
-                raise ModelzooError(f"{r.where}: truncated ONNX file")
-            yield field, ln[0]
-        else:
-            raise ModelzooError(f"{r.where}: not an ONNX file (wire type {wire} of field {field})")
-
-
 def onnx_io_names(path: Path) -> tuple[list[str], list[str]]:
     """The graph's input and output names (GraphProto fields 11 and 12), read without loading the weights."""
     import onnx
@@ -152,15 +133,15 @@ def onnx_io_names(path: Path) -> tuple[list[str], list[str]]:
     try:
         with open(path, "rb", buffering=CHUNK) as f:
             r = _Reader(f, str(path))
-            for field, n in _fields(r, None):
-                if field != 7:  # ModelProto.graph
-                    r.stream(n, None)
+            for top in _fields(r, None):
+                if top.number != 7 or top.wire != 2:  # ModelProto.graph
+                    r.stream(top.length, None)
                     continue
-                for gfield, gn in _fields(r, r.f.tell() + n):
-                    if gfield in found:
-                        found[gfield].append(onnx.ValueInfoProto.FromString(r.exact(gn)).name)
+                for g in _fields(r, r.f.tell() + top.length):
+                    if g.number in found and g.wire == 2:
+                        found[g.number].append(onnx.ValueInfoProto.FromString(r.exact(g.length)).name)
                     else:
-                        r.stream(gn, None)
+                        r.stream(g.length, None)
     except OSError as err:
         raise ModelzooError(f"{path}: cannot read: {err.strerror}") from None
     return found[11], found[12]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pipelines.registry.manifest import BLEEDING_EDGE, Manifest
 from pipelines.registry.releases import read_manifest, release_versions
-from pipelines.registry.store import Store
+from pipelines.registry.stores import Store
 
 
 @dataclass(frozen=True)

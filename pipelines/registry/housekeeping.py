@@ -12,7 +12,7 @@ from pipelines.errors import UsageError
 from pipelines.fileio import sha256_file, sha256_stream
 from pipelines.registry.manifest import BLEEDING_EDGE, Manifest, manifest_path
 from pipelines.registry.releases import check_version, read_manifest, release_versions
-from pipelines.registry.store import LocalStore, ObjectInfo, RegistryError, S3Store, Store
+from pipelines.registry.stores import LocalStore, ObjectInfo, RegistryError, S3Store, Store
 
 if TYPE_CHECKING:
     from pipelines.registry.signing import Verifier

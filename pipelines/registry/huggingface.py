@@ -2,7 +2,7 @@
 
 Autoware's ansible `artifacts` role runs `hf download AutowareFoundation/<package> --revision vX.Y
 --local-dir <data_dir>/<package>`, so a release reaches Autoware as a tag on the package's repository
-holding the package folder of pipelines/consumer/layout.py (the files, the release manifest, a record).
+holding the package folder of pipelines/registry/layout.py (the files, the release manifest, a record).
 
 - Only X.Y.0 gets a tag: Autoware pins major.minor, and a Z>0 release serves X.Y.0's files (rule Z).
   Publishing X.Y.Z with Z>0 publishes X.Y.0 (a no-op when `vX.Y` is there): no tag of its own,
@@ -34,7 +34,9 @@ from typing import Literal
 
 import semver
 
-from pipelines.consumer.layout import (
+from pipelines.errors import ModelzooError
+from pipelines.fileio import CHUNK
+from pipelines.registry.layout import (
     BUNDLE_MANIFEST,
     BUNDLE_RECORD,
     BUNDLE_SIGNATURE,
@@ -45,12 +47,10 @@ from pipelines.consumer.layout import (
     packages,
     repository,
 )
-from pipelines.errors import ModelzooError
-from pipelines.fileio import CHUNK
-from pipelines.registry.manifest import Manifest, manifest_path, parse_manifest
-from pipelines.registry.releases import check_version
+from pipelines.registry.manifest import Manifest, manifest_path
+from pipelines.registry.releases import check_version, fetch_manifest
 from pipelines.registry.signing import read_signature
-from pipelines.registry.store import RegistryError, Store
+from pipelines.registry.stores import RegistryError, Store
 
 log = logging.getLogger(__name__)
 
@@ -268,12 +268,7 @@ def publish_hub(
     key = manifest_path(released)
     if store.stat(key) is None:
         raise RegistryError(f"{store.url}/{key}: not found (release {released}, which vX.Y tags)")
-    with store.open_read(key) as f:
-        manifest_bytes = f.read()
-    try:
-        manifest = parse_manifest(manifest_bytes, f"{store.url}/{key}")
-    except ValueError as err:
-        raise RegistryError(str(err)) from None
+    manifest, manifest_bytes = fetch_manifest(store, released)
     tag = hub_tag(released)
     result = HubPublish(version, released, tag)
     chosen = [p for p in packages(manifest) if only is None or p in only]

@@ -9,10 +9,9 @@ import jinja2
 
 from pipelines.errors import ModelzooError
 from pipelines.registry.charts import chart_name
-from pipelines.registry.history import History, read_history
+from pipelines.registry.history import History
 from pipelines.registry.huggingface import hub_tag
 from pipelines.registry.manifest import BLEEDING_EDGE, FileEntry, Manifest, ModelEntry
-from pipelines.registry.store import Store
 
 TEMPLATE = "MODELS.md.j2"
 # The trend charts, relative to MODELS.md (committed with it, so GitHub shows them).
@@ -44,10 +43,6 @@ def _rows(manifests: dict[str, Manifest], order: list[str], base_url: str) -> li
             files = sorted((f for f in model.files if f.target != "provenance"), key=lambda f: (f.target, f.name))
             latest[name] = ModelRow(version, model, files, base_url)
     return [latest[n] for n in sorted(latest)]
-
-
-def render_index(store: Store, template: Path, base_url: str | None = None, charts: str | None = None) -> str:
-    return render_markdown(read_history(store), template, base_url, charts)
 
 
 def render_markdown(history: History, template: Path, base_url: str | None = None, charts: str | None = None) -> str:

@@ -15,13 +15,14 @@ an artifact path always names the same bytes.
 from __future__ import annotations
 
 import json
-import posixpath
 import re
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines import DESCRIPTOR_INTERFACE_VERSION
+from pipelines.errors import format_validation_error
+from pipelines.registry.stores.base import safe_relpath
 
 MANIFEST_SCHEMA = 1
 # The one size cap of every JSON manifest or artifact record read from a registry.
@@ -32,21 +33,6 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def safe_relpath(path: str) -> str:
-    """A registry- or destination-relative path that cannot escape its root."""
-    norm = posixpath.normpath(path)
-    if (
-        not path
-        or path.startswith(("/", "\\"))
-        or "\\" in path
-        or norm.startswith("..")
-        or norm != path
-        or re.match(r"^[A-Za-z]:", path)
-    ):
-        raise ValueError(f"unsafe path {path!r}: must be relative, normalized and stay inside its root")
-    return path
 
 
 class FileEntry(Strict):
@@ -171,19 +157,7 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
     try:
         return Manifest.model_validate_json(text)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ValueError(f"{where}: {loc}: {first['msg']}") from None
-
-
-def read_manifest_json(stream: BinaryIO, where: str) -> tuple[Manifest, int]:
-    """A manifest from a stream, read no further than the size cap; one-line ValueError naming `where`."""
-    from pipelines.fileio import read_capped
-
-    data = read_capped(stream, MAX_MANIFEST_BYTES)
-    if data is None:
-        raise ValueError(f"{where}: larger than {MAX_MANIFEST_BYTES >> 20} MiB, not a manifest")
-    return parse_manifest(data, where), len(data)
+        raise ValueError(format_validation_error(where, err)) from None
 
 
 def manifest_path(version: str) -> str:

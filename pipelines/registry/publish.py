@@ -8,19 +8,19 @@ version exactly one writes the manifest.
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import semver
 from pydantic import Field
 
 from pipelines.errors import ModelzooError, UsageError
 from pipelines.fileio import read_capped, sha256_stream
+from pipelines.gitrepo import head_commit
+from pipelines.registry import dvcremote
 from pipelines.registry.committed import DirtyWorkspace, workspace_state
 from pipelines.registry.entry import LocalModel, local_models, published_models
+from pipelines.registry.location import RegistryLocation
 from pipelines.registry.manifest import (
     BLEEDING_EDGE,
     MAX_MANIFEST_BYTES,
@@ -39,13 +39,10 @@ from pipelines.registry.releases import (
     require_manifest,
 )
 from pipelines.registry.signing import Signer, put_signature, read_signature
-from pipelines.registry.store import RegistryError, Store
+from pipelines.registry.stores import RegistryError, Store
 from pipelines.registry.versioning import compare, required_bump
-from pipelines.stages.provenance import git_commit
 
 log = logging.getLogger(__name__)
-
-DVC_REMOTE = "modelzoo-registry"
 
 
 class ArtifactRecord(Strict):
@@ -125,32 +122,6 @@ def upload_model(store: Store, model: LocalModel, result: PublishResult) -> Mode
     )
 
 
-def dvc_push(root: Path, registry_url: str, endpoint_url: str | None) -> None:
-    """`dvc push` of the pipeline cache to <registry>/dvc (a --local remote, verify = true)."""
-    scheme = urlsplit(registry_url).scheme.lower()
-    if scheme == "s3":
-        url = registry_url.rstrip("/") + "/dvc"
-    elif scheme in ("", "file"):
-        url = str(Path(urlsplit(registry_url).path if scheme else registry_url).resolve() / "dvc")
-    else:
-        raise RegistryError(f"{registry_url}: a DVC remote needs an s3:// or local registry")
-    dvc = [sys.executable, "-m", "dvc"]
-    steps = [
-        ["remote", "add", "--local", "--force", DVC_REMOTE, url],
-        ["remote", "modify", "--local", DVC_REMOTE, "verify", "true"],
-    ]
-    if scheme == "s3" and endpoint_url:
-        steps.append(["remote", "modify", "--local", DVC_REMOTE, "endpointurl", endpoint_url])
-    steps.append(["push", "--remote", DVC_REMOTE])
-    for args in steps:
-        done = subprocess.run([*dvc, *args], cwd=root, capture_output=True, text=True)
-        if done.returncode != 0:
-            lines = [ln for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
-            why = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
-            raise RegistryError(f"dvc {args[0]} to {url}: {why.strip()}")
-    log.info("dvc push: pipeline cache in %s", url)
-
-
 def _write_release(store: Store, manifest: Manifest, result: PublishResult, signer: Signer | None) -> PublishResult:
     """The manifest, then its signature (a consumer pinning a key refuses the release until both are there)."""
     key = manifest_path(manifest.version)
@@ -209,8 +180,7 @@ def publish(
     store: Store,
     version: str,
     *,
-    registry_url: str | None = None,
-    endpoint_url: str | None = None,
+    location: RegistryLocation | None = None,
     push_dvc: bool = True,
     only: list[str] | None = None,
     allow_older: bool = False,
@@ -220,7 +190,8 @@ def publish(
     """Publish the local build as release `version` (X.Y.Z) or as the bleeding edge.
 
     Only from a workspace that is HEAD (tracked files, and the published outputs against dvc.lock);
-    `allow_dirty` lets the bleeding edge through, recorded as dirty. `signer` signs the manifest.
+    `allow_dirty` lets the bleeding edge through, recorded as dirty. `signer` signs the manifest. `location`:
+    where the DVC cache is pushed (default: the store's URL, no endpoint).
     """
     if version != BLEEDING_EDGE:
         version = check_version(version)
@@ -233,7 +204,7 @@ def publish(
             raise UsageError(f"publish --version {version}: --allow-dirty is for the bleeding edge only")
     dirty, diff_sha256 = check_committed(root, version, published_models(root, only), allow_dirty)
     models = local_models(root, only)
-    commit = git_commit(root)
+    commit = head_commit(root)
     result = PublishResult(version=version, written=True, models=sorted(models), dirty=dirty)
     parsed = semver.Version.parse(version) if version != BLEEDING_EDGE else None
 
@@ -246,7 +217,7 @@ def publish(
 
     entries = {name: upload_model(store, m, result) for name, m in models.items()}
     if push_dvc:
-        dvc_push(root, registry_url or store.url, endpoint_url)
+        dvcremote.push(root, location or RegistryLocation.parse(store.url))
     if only and (edge := read_manifest(store, BLEEDING_EDGE)) is not None:
         # Some models only: the others stay as the bleeding edge has them.
         entries = {**edge.models, **entries}

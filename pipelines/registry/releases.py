@@ -14,9 +14,8 @@ from pipelines.registry.manifest import (
     Manifest,
     manifest_path,
     parse_manifest,
-    read_manifest_json,
 )
-from pipelines.registry.store import RegistryError, Store
+from pipelines.registry.stores import RegistryError, Store
 
 if TYPE_CHECKING:
     from pipelines.registry.signing import Verifier
@@ -24,28 +23,31 @@ if TYPE_CHECKING:
 _MANIFEST_KEY = re.compile(r"^releases/([^/]+)/manifest\.json$")
 
 
-def check_version(tag: str) -> str:
-    """`vX.Y.Z` or `X.Y.Z` (a git tag) -> `X.Y.Z`; anything else is a usage error."""
-    version = tag[1:] if tag.startswith("v") else tag
+class VersionError(UsageError, ValueError):
+    """A version that is not X.Y.Z (exit 2); a ValueError too, so that pydantic validators report it."""
+
+
+def check_version(tag: str, *, git_tag: bool = True, bleeding_edge: bool = False) -> str:
+    """A release version, X.Y.Z in numbers only (no pre-release or build part), returned as X.Y.Z.
+
+    The callers' rules: `git_tag` accepts a git tag's `v` (vX.Y.Z: command-line arguments, tags; a pin
+    file and a manifest name X.Y.Z itself); `bleeding_edge` lets "bleedingedge" through (a pin, release
+    diff and verify)."""
+    if bleeding_edge and tag == BLEEDING_EDGE:
+        return tag
+    version = tag[1:] if git_tag and tag.startswith("v") else tag
     parsed = semver.Version.parse(version) if semver.Version.is_valid(version) else None
     if parsed is None or parsed.prerelease or parsed.build:
-        raise UsageError(f"version '{tag}': expected vX.Y.Z or X.Y.Z (numbers only)")
+        forms = ["vX.Y.Z or X.Y.Z" if git_tag else "X.Y.Z"] + ([BLEEDING_EDGE] if bleeding_edge else [])
+        raise VersionError(f"version '{tag}': expected {' or '.join(forms)} (numbers only)")
     return version
 
 
 def read_manifest(store: Store, version: str) -> Manifest | None:
-    """The manifest of a release, or None when the release does not exist."""
-    key = manifest_path(version)
-    if store.stat(key) is None:
+    """The manifest of a release (fetch_manifest, unverified), or None when the release does not exist."""
+    if store.stat(manifest_path(version)) is None:
         return None
-    try:
-        with store.open_read(key) as f:
-            manifest, _ = read_manifest_json(f, f"{store.url}/{key}")
-    except ValueError as err:
-        raise RegistryError(str(err)) from None
-    if manifest.version != version:
-        raise RegistryError(f"{store.url}/{key}: version '{manifest.version}' does not match its path")
-    return manifest
+    return fetch_manifest(store, version)[0]
 
 
 def fetch_manifest(store: Store, version: str, verifier: Verifier | None = None) -> tuple[Manifest, bytes]:

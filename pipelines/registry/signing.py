@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pipelines.errors import ModelzooError, UsageError
 from pipelines.registry.manifest import manifest_path
-from pipelines.registry.store import Store
+from pipelines.registry.stores import Store
 
 # A PEM private key file, or the PEM text itself (a CI secret), of the key releases are signed with.
 SIGNING_KEY_ENV = "MODELZOO_SIGNING_KEY"
@@ -151,7 +151,7 @@ def load_verifier(value: str, base: Path | None = None, what: str = "public_key"
 
 def read_signature(store: Store, version: str) -> bytes | None:
     """The signature beside a release's manifest (one GET), or None when there is none."""
-    from pipelines.registry.store import RegistryError
+    from pipelines.registry.stores import RegistryError
 
     key = signature_path(version)
     try:

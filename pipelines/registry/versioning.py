@@ -9,7 +9,9 @@ Z (convenience): nothing a consumer sees.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import semver
 
@@ -32,15 +34,15 @@ def _major(version: str) -> int:
     return semver.Version.parse(version).major if semver.Version.is_valid(version) else -1
 
 
+def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 def compare_model(old: ModelEntry, new: ModelEntry) -> list[Change]:
     name = new.name
     changes: list[Change] = []
     if old.io_signature != new.io_signature:
-        comps = sorted(
-            c
-            for c in set(old.io_signature) | set(new.io_signature)
-            if old.io_signature.get(c) != new.io_signature.get(c)
-        )
+        comps = _changed_keys(old.io_signature, new.io_signature)
         changes.append(Change(name, "X", f"I/O signature changed ({', '.join(comps)})"))
     if old.ros_param_keys != new.ros_param_keys:
         diffs = []
@@ -53,11 +55,7 @@ def compare_model(old: ModelEntry, new: ModelEntry) -> list[Change]:
                 diffs.append(f"{stem}: " + ", ".join([*(f"+{k}" for k in added), *(f"-{k}" for k in removed)]))
         changes.append(Change(name, "X", f"ROS parameter keys changed ({'; '.join(diffs)})"))
     if old.build_options != new.build_options:
-        keys = sorted(
-            k
-            for k in set(old.build_options) | set(new.build_options)
-            if old.build_options.get(k) != new.build_options.get(k)
-        )
+        keys = _changed_keys(old.build_options, new.build_options)
         changes.append(Change(name, "Y", f"build options changed ({', '.join(keys)})"))
     if old.fingerprint != new.fingerprint:
         changes.append(

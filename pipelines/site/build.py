@@ -30,7 +30,7 @@ from pipelines.registry.charts import CHART_DIR, chart_name, render_charts, tren
 from pipelines.registry.history import History
 from pipelines.registry.index import human_size
 from pipelines.registry.manifest import FileEntry, ModelEntry
-from pipelines.registry.store import Store
+from pipelines.registry.stores import Store
 from pipelines.registry.versioning import diff_releases
 from pipelines.site.signatures import Signature, signature_status
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.registry.cli import EndpointOpt, RegistryOpt, _store
+from pipelines.registry.cli import EndpointOpt, RegistryOpt, open_registry
 
 app = typer.Typer(help="The registry's static site (HTML + SVG, relative links, no scripts).", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ def build(
     from pipelines.registry.history import read_history
     from pipelines.site.build import build_site
 
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     result = build_site(read_history(store), store, output, files_url)
     typer.echo(f"site {output}: {len(result.pages)} page(s), {result.charts} chart(s)")
 
@@ -50,7 +50,7 @@ def publish(
     from pipelines.site.build import render_site
     from pipelines.site.upload import SITE_PREFIX, publish_site
 
-    store = _store(registry, endpoint_url)
+    store = open_registry(registry, endpoint_url)
     files = render_site(read_history(store), store, files_url)
     done = publish_site(store, files)
     typer.echo(f"site: {done.uploaded} file(s) to {store.url}/{SITE_PREFIX}/, {len(done.deleted)} stale deleted")

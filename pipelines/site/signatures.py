@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipelines.registry.manifest import manifest_path
-from pipelines.registry.store import Store
+from pipelines.registry.stores import Store
 
 
 @dataclass(frozen=True)

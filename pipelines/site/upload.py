@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.registry.store import Store
+from pipelines.registry.stores import Store
 
 SITE_PREFIX = "site"
 

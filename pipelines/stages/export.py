@@ -12,7 +12,7 @@ import numpy as np
 from pipelines.descriptor import Component
 from pipelines.errors import ModelzooError
 from pipelines.fileio import atomic_dir, sha256_file, write_json, write_text
-from pipelines.stages.provenance import git_commit
+from pipelines.gitrepo import head_commit
 from pipelines.stages.signature import check_signature, stamp_metadata
 from pipelines.tasks import get_task
 from pipelines.version import __version__
@@ -80,7 +80,7 @@ def run_export(ctx: ModelContext) -> dict[str, Any]:
         "model_version": desc.version,
         "algorithm": desc.algorithm,
         "checkpoint_sha256": sha256_file(ctx.checkpoint),
-        "git_commit": git_commit(ctx.root),
+        "git_commit": head_commit(ctx.root),
         "producer": "modelzoo",
     }
     report: dict[str, Any] = {"model": desc.name, "metadata": meta, "components": {}}

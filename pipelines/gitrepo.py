@@ -1,11 +1,29 @@
-"""The few git queries the CI helpers need, with one-line errors."""
+"""The repository modelzoo runs in: its root, and the git queries on it, with one-line errors.
+
+Imports nothing from pipelines but errors, so that every layer (stages, registry, ci, the CLIs) may use it.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
-from pipelines.errors import ModelzooError
+from pipelines.errors import ModelzooError, UsageError
+
+PARAMS_FILE = "params.yaml"
+ROOT_ENV = "MODELZOO_ROOT"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the nearest folder upwards holding params.yaml (or $MODELZOO_ROOT)."""
+    if env := os.environ.get(ROOT_ENV):
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for p in (here, *here.parents):
+        if (p / PARAMS_FILE).is_file():
+            return p
+    raise UsageError(f"{PARAMS_FILE}: not found in {here} or any parent: run modelzoo inside the repository")
 
 
 def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -17,6 +35,17 @@ def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
         detail = (proc.stderr.strip().splitlines() or ["failed"])[-1]
         raise ModelzooError(f"git {' '.join(args)}: {detail}")
     return proc
+
+
+def head_commit(root: Path) -> str:
+    """HEAD's commit, stamped into artifacts and manifests; "unknown" outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
 
 
 def rev_parse(root: Path, ref: str) -> str:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 from urllib.parse import quote, urlsplit
 
-from pipelines.registry.manifest import safe_relpath
-from pipelines.registry.store import ObjectInfo, RegistryError, _redact
+from pipelines.registry.stores.base import ObjectInfo, RegistryError, check_key, redact
 
 TIMEOUT_S = 30.0
 
@@ -26,17 +25,13 @@ class HttpStore:
     def __init__(self, url: str, timeout: float = TIMEOUT_S) -> None:
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-            raise RegistryError(f"{_redact(url)}: expected http(s)://host[/prefix]")
+            raise RegistryError(f"{redact(url)}: expected http(s)://host[/prefix]")
         self.base = url.rstrip("/")
-        self.url = _redact(self.base)
+        self.url = redact(self.base)
         self.timeout = timeout
 
     def _url(self, key: str) -> str:
-        try:
-            safe_relpath(key)
-        except ValueError as err:
-            raise RegistryError(f"registry key {key!r}: {err}") from None
-        return f"{self.base}/{quote(key)}"
+        return f"{self.base}/{quote(check_key(key))}"
 
     def _request(self, key: str, method: str, start: int = 0) -> http.client.HTTPResponse:
         headers = {"Range": f"bytes={start}-"} if start else {}
