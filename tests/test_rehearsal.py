@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.registry.layout import bundle_files
 from pipelines.errors import UsageError
+from pipelines.registry.layout import bundle_files
 from pipelines.registry.manifest import parse_manifest
 from scripts.actions_player.expressions import condition, substitute, value_of
 from scripts.actions_player.player import Player, load_workflow

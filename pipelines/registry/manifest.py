@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipelines import DESCRIPTOR_INTERFACE_VERSION
+from pipelines.version import DESCRIPTOR_INTERFACE_VERSION
 from pipelines.errors import format_validation_error
 from pipelines.registry.stores.base import safe_relpath
 

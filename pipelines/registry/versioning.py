@@ -15,7 +15,7 @@ from typing import Any
 
 import semver
 
-from pipelines import DESCRIPTOR_INTERFACE_VERSION
+from pipelines.version import DESCRIPTOR_INTERFACE_VERSION
 from pipelines.errors import ModelzooError
 from pipelines.registry.manifest import Manifest, ModelEntry
 
