@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -29,11 +28,7 @@ os.environ.update(
 # activated (the README's test command runs .venv/bin/python directly).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from scripts.local_hub import free_port  # noqa: E402 (one free-port helper for the tests and scripts)
 
 
 @dataclass
@@ -72,6 +67,9 @@ def s3_bucket(s3_server: S3Server) -> str:
     return s3_server.new_bucket()
 
 
+REPRO_LOG = ".git/modelzoo-repro.log"
+
+
 def copy_repo(dest: Path) -> Path:
     """The working tree's tracked and unignored files (no artifacts, data or caches) in a fresh git repo."""
     import shutil
@@ -101,8 +99,8 @@ def copy_repo(dest: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repository, calibration_status alone wired in params.yaml, where `dvc repro` ran its
-    whole graph (~80 s, once per session).
+    """A copy of the repository, calibration_status alone wired in params.yaml, where `modelzoo repro` ran
+    its whole graph (once per session; its output is in `REPRO_LOG`).
 
     Tests copy it (`shutil.copytree`) before changing anything.
     """
@@ -129,10 +127,10 @@ def build_pipeline_repo(repo: Path) -> Path:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MODELZOO_ROOT", None)
-    done = subprocess.run(
-        ["dvc", "repro", "evaluate@calibration_status"], cwd=repo, env=env, capture_output=True, text=True
-    )
+    done = subprocess.run(["modelzoo", "repro"], cwd=repo, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # What the fresh repro printed, for tests/test_e2e_dvc.py (inside .git: copied along, never committed).
+    (repo / REPRO_LOG).write_text(done.stdout)
     # Committed, as CI leaves main: publish refuses a workspace that differs from HEAD.
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
