@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipelines.version import DESCRIPTOR_INTERFACE_VERSION
 from pipelines.errors import format_validation_error
 from pipelines.registry.stores.base import safe_relpath
+from pipelines.version import DESCRIPTOR_INTERFACE_VERSION
 
 MANIFEST_SCHEMA = 1
 # The one size cap of every JSON manifest or artifact record read from a registry.

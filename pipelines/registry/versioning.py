@@ -15,9 +15,9 @@ from typing import Any
 
 import semver
 
-from pipelines.version import DESCRIPTOR_INTERFACE_VERSION
 from pipelines.errors import ModelzooError
 from pipelines.registry.manifest import Manifest, ModelEntry
+from pipelines.version import DESCRIPTOR_INTERFACE_VERSION
 
 LEVELS = ("Z", "Y", "X")
 WHOLE_RELEASE = "(release)"
