@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.descriptor import Endpoint
+from pipelines.gitrepo import find_root
 from pipelines.latency import Timer, stats
 from pipelines.stages.runner import run_endpoint
 from pipelines.tasks import get_task
-from pipelines.workspace import find_root, model_context
+from pipelines.workspace import model_context
 
 
 def mmdet3d_predict_ms(ctx: Any, frames: list[Any], warmup: int) -> dict[str, float]:

@@ -23,9 +23,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.fileio import write_text
+from pipelines.gitrepo import find_root
 from pipelines.latency import stats
 from pipelines.runtimes.onnxruntime.session import session_options
-from pipelines.workspace import find_root, load_params, model_context
+from pipelines.workspace import load_params, model_context
 
 BLOCK = 10
 

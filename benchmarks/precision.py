@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.descriptor import Endpoint
 from pipelines.fileio import write_text
+from pipelines.gitrepo import find_root
 from pipelines.latency import stats
 from pipelines.stages.runner import run_endpoint, skip_reason
 from pipelines.tasks import get_task
-from pipelines.workspace import find_root, load_params, model_context
+from pipelines.workspace import load_params, model_context
 
 
 def endpoints(precisions: list[str], targets: list[str]) -> list[Endpoint]:

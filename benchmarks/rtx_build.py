@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.descriptor import list_models, load_descriptor
+from pipelines.gitrepo import find_root
 from pipelines.runtimes import target_environment
 from pipelines.runtimes.tensorrt_rtx import build as rtx
-from pipelines.workspace import ModelContext, find_root
+from pipelines.workspace import ModelContext
 
 WHEELS = ["tensorrt-rtx-cu13-libs==1.7.1.116", "tensorrt-rtx-cu13-bindings==1.7.1.116"]
 

@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from pipelines.descriptor import Endpoint
+from pipelines.gitrepo import find_root
 from pipelines.latency import Timer, stats
 from pipelines.stages.runner import run_endpoint
 from pipelines.tasks import get_task
 from pipelines.tasks.detection2d import Detection2DTask
-from pipelines.workspace import find_root, model_context
+from pipelines.workspace import model_context
 
 ENDPOINTS = [Endpoint(backend="pytorch"), Endpoint(backend="onnxruntime")]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pipelines.descriptor import DESCRIPTOR_FILE, MODELS_DIR, Descriptor, load_descriptor, model_dir
 from pipelines.errors import DescriptorError
-from pipelines.gitrepo import PARAMS_FILE, find_root  # noqa: F401 (the root is found by gitrepo)
+from pipelines.gitrepo import PARAMS_FILE
 from pipelines.yamlio import load_yaml
 
 ARTIFACTS = "artifacts"

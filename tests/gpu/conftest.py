@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.workspace import ARTIFACTS, find_root, load_params
+from pipelines.gitrepo import find_root
+from pipelines.workspace import ARTIFACTS, load_params
 
 # Written by stages; everything else under artifacts/<model>/ (onnx, reference) is linked.
 STAGE_OUTPUTS = {"build", "verify.json", "metrics.json", "plots"}
